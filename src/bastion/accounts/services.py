@@ -1,0 +1,60 @@
+"""State changes for accounts. Every service takes the acting principal explicitly."""
+
+from __future__ import annotations
+
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+
+from bastion.accounts.errors import InvalidAccountData, UserExists
+from bastion.accounts.models import User
+from bastion.actors import Actor
+
+
+def create_user(
+    *,
+    actor: Actor,
+    username: str,
+    email: str,
+    password: str | None,
+    superuser: bool = False,
+    email_verified: bool = False,
+) -> User:
+    """Create an account. Without a password the account can only use API tokens."""
+    try:
+        User.username_validator(username)
+    except ValidationError as exc:
+        raise InvalidAccountData(f"invalid username {username!r}: {' '.join(exc.messages)}") from None
+    if not username or len(username) > 150:
+        raise InvalidAccountData("username must be 1 to 150 characters long")
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise InvalidAccountData(f"invalid e-mail address {email!r}") from None
+    email = User.objects.normalize_email(email)
+    user = User(
+        username=username,
+        email=email,
+        is_staff=superuser,
+        is_superuser=superuser,
+        email_verified=email_verified,
+    )
+    if password is not None:
+        try:
+            password_validation.validate_password(password, user)
+        except ValidationError as exc:
+            raise InvalidAccountData("password rejected: " + " ".join(exc.messages)) from None
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    with transaction.atomic():
+        if User.objects.filter(username__iexact=username).exists():
+            raise UserExists(f"a user named {username!r} already exists")
+        if User.objects.filter(email__iexact=email).exists():
+            raise UserExists(f"the e-mail address {email!r} is already in use")
+        try:
+            user.save()
+        except IntegrityError:
+            raise UserExists(f"a user named {username!r} already exists") from None
+    return user

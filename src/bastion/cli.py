@@ -1,0 +1,246 @@
+"""The ``bastion`` command: serve, migrate, user and token administration, offline checks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_ERROR = 2
+
+
+class CommandError(Exception):
+    """A one-line reason the command could not do its job."""
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bastion.settings")
+    import django
+
+    from bastion.config import ConfigError
+
+    try:
+        django.setup()
+    except ConfigError as exc:
+        raise CommandError(f"configuration error: {exc}") from None
+
+
+_DURATION = re.compile(r"\A(\d+)\s*([smhdw])\Z")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    match = _DURATION.match(text.strip().lower())
+    if not match or int(match.group(1)) <= 0:
+        raise CommandError(
+            f"invalid duration {text!r}: use a positive number and a unit, e.g. 90m, 12h, 30d, 2w"
+        )
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _migrate(verbosity: int = 0) -> None:
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=verbosity)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    _setup_django()
+    _migrate(verbosity=1)
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _setup_django()
+    from django.conf import settings
+
+    config = settings.BASTION
+    if not args.no_migrate:
+        _migrate()
+    config.spool_dir.mkdir(parents=True, exist_ok=True)
+    _first_start_notice(args.host, args.port)
+    from bastion.server import run
+
+    run(host=args.host, port=args.port, workers=args.workers)
+    return EXIT_OK
+
+
+def _first_start_notice(host: str, port: int) -> None:
+    from django.conf import settings
+
+    from bastion.accounts.models import User
+
+    config = settings.BASTION
+    if User.objects.exists():
+        return
+    where = (
+        f"data directory {config.data_dir}"
+        if config.embedded
+        else f"database {config.database_url.split('@')[-1]}, storage {config.storage_url}"
+    )
+    print(
+        f"bastion: serving http://{host}:{port}/ ({where}).\n"
+        "bastion: no users yet. Create one and an upload token with:\n"
+        "  bastion user create alice --email alice@example.com --password-stdin\n"
+        "  bastion token create alice --name laptop\n"
+        f"bastion: then upload with twine: twine upload --repository-url "
+        f"http://{host}:{port}/legacy/ -u __token__ -p <token> dist/*",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    _setup_django()
+    from bastion.accounts.errors import AccountError
+    from bastion.accounts.services import create_user
+    from bastion.actors import Actor
+
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise CommandError("no password on standard input")
+    try:
+        create_user(
+            actor=Actor.operator(),
+            username=args.username,
+            email=args.email,
+            password=password,
+            superuser=args.superuser,
+            email_verified=True,
+        )
+    except AccountError as exc:
+        raise CommandError(exc.message) from None
+    return EXIT_OK
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    _setup_django()
+    from django.utils import timezone
+
+    from bastion.accounts.models import User
+    from bastion.actors import Actor
+    from bastion.tokens.errors import TokenServiceError
+    from bastion.tokens.services import create_token
+
+    expires_in = parse_duration(args.expires_in) if args.expires_in else None
+    user = User.objects.filter(username=args.username).first()
+    if user is None:
+        raise CommandError(f"no user named {args.username!r}")
+    if not user.is_active:
+        raise CommandError(f"the user {args.username!r} is disabled")
+    try:
+        _token, secret = create_token(
+            actor=Actor.operator(),
+            user=user,
+            name=args.name,
+            project_names=args.project or (),
+            expires_in=expires_in,
+            now=timezone.now(),
+        )
+    except TokenServiceError as exc:
+        raise CommandError(exc.message) from None
+    print(secret)
+    return EXIT_OK
+
+
+def cmd_check_dist(args: argparse.Namespace) -> int:
+    # Pure: no Django, no database; the same pipeline the upload endpoint runs.
+    from bastion.core.dists import DeclaredFields, DistributionRejected, validate_distribution
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CommandError(f"{path}: no such file")
+    if (args.name is None) != (args.version is None):
+        raise CommandError("give --name and --version together, or neither")
+    declared = (
+        DeclaredFields(name=args.name, version=args.version)
+        if args.name is not None and args.version is not None
+        else None
+    )
+    try:
+        dist = validate_distribution(path, filename=path.name, declared=declared)
+    except DistributionRejected as rejected:
+        for problem in rejected.problems:
+            field = f" [{problem.field}]" if problem.field else ""
+            print(f"{path.name}: {problem.code}{field}: {problem.message}", file=sys.stderr)
+        return EXIT_REJECTED
+    print(f"{dist.filename}: valid {dist.packagetype} of {dist.name} {dist.version}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bastion", description="A self-hosted Python package index.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the web server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=min(4, (os.cpu_count() or 1) * 2))
+    serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
+    serve.set_defaults(handler=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    user = commands.add_parser("user", help="manage users").add_subparsers(
+        dest="user_command", required=True, metavar="ACTION"
+    )
+    user_create = user.add_parser("create", help="create a user (e-mail counts as verified)")
+    user_create.add_argument("username")
+    user_create.add_argument("--email", required=True)
+    user_create.add_argument("--password-stdin", action="store_true")
+    user_create.add_argument("--superuser", action="store_true")
+    user_create.set_defaults(handler=cmd_user_create)
+
+    token = commands.add_parser("token", help="manage API tokens").add_subparsers(
+        dest="token_command", required=True, metavar="ACTION"
+    )
+    token_create = token.add_parser("create", help="mint an upload token; prints only the token")
+    token_create.add_argument("username")
+    token_create.add_argument("--project", action="append", metavar="NAME")
+    token_create.add_argument("--expires-in", metavar="DURATION", help="e.g. 12h, 30d, 2w")
+    token_create.add_argument("--name", metavar="LABEL")
+    token_create.set_defaults(handler=cmd_token_create)
+
+    check = commands.add_parser("check-dist", help="validate a distribution file offline")
+    check.add_argument("file")
+    check.add_argument("--name")
+    check.add_argument("--version")
+    check.set_defaults(handler=cmd_check_dist)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "workers", 1) < 1:
+        parser.error("--workers must be at least 1")
+    try:
+        return int(args.handler(args))
+    except CommandError as exc:
+        print(f"bastion: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a one-line reason instead of a traceback
+        from bastion.config import ConfigError
+
+        if isinstance(exc, ConfigError):
+            print(f"bastion: error: configuration error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        if os.environ.get("BASTION_DEBUG"):
+            raise
+        print(f"bastion: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""bastion's configuration: one typed object, built once from the environment.
+
+Every setting is an environment variable (``BASTION_*``); a ``bastion.toml`` in the working
+directory (or the file named by ``BASTION_CONFIG``) may hold the same keys in lower case without
+the prefix (``data_dir = "/srv/bastion"``). The environment wins over the file.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+__all__ = ["Config", "ConfigError", "load_config"]
+
+_KEYS = (
+    "data_dir",
+    "database_url",
+    "storage_url",
+    "redis_url",
+    "secret_key",
+    "base_url",
+    "email_url",
+    "max_file_size",
+    "max_project_size",
+    "allow_local_versions",
+    "debug",
+)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    database_url: str
+    storage_url: str
+    redis_url: str | None
+    secret_key: str
+    base_url: str
+    email_url: str
+    max_file_size: int = 100 * 1024 * 1024
+    max_project_size: int = 10 * 1024 * 1024 * 1024
+    allow_local_versions: bool = False
+    debug: bool = False
+    secret_key_generated: bool = field(default=False, compare=False)
+
+    @property
+    def embedded(self) -> bool:
+        """True on the single-machine default: SQLite and local files."""
+        return self.database_url.startswith("sqlite:") and self.storage_url.startswith("file:")
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "tmp"
+
+
+def _read_file_settings(environ: dict[str, str]) -> dict[str, object]:
+    path = Path(environ.get("BASTION_CONFIG", "bastion.toml"))
+    if not path.is_file():
+        if "BASTION_CONFIG" in environ:
+            raise ConfigError(f"BASTION_CONFIG names {path}, which is not a file")
+        return {}
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    unknown = sorted(set(data) - set(_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+    return data
+
+
+def _as_bool(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"BASTION_{name.upper()} must be true or false, not {value!r}")
+
+
+def _as_size(name: str, value: object) -> int:
+    text = str(value).strip().lower()
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+    factor = 1
+    if text and text[-1] in units:
+        factor = units[text[-1]]
+        text = text[:-1]
+    elif text.endswith(("kib", "mib", "gib", "tib")):
+        factor = units[text[-3]]
+        text = text[:-3]
+    try:
+        number = int(text)
+    except ValueError:
+        raise ConfigError(
+            f"BASTION_{name.upper()} must be a byte count such as 104857600 or 100M, not {value!r}"
+        ) from None
+    if number <= 0:
+        raise ConfigError(f"BASTION_{name.upper()} must be positive")
+    return number * factor
+
+
+def _secret_key(data_dir: Path, configured: str | None, embedded: bool) -> tuple[str, bool]:
+    if configured:
+        if len(configured) < 32:
+            raise ConfigError("BASTION_SECRET_KEY must be at least 32 characters long")
+        return configured, False
+    if not embedded:
+        raise ConfigError(
+            "BASTION_SECRET_KEY is required with PostgreSQL or S3 storage "
+            "(every app node must share the same key)"
+        )
+    key_file = data_dir / "secret_key"
+    if key_file.is_file():
+        return key_file.read_text().strip(), False
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key + "\n")
+    return key, True
+
+
+def load_config(environ: dict[str, str] | None = None) -> Config:
+    env = dict(os.environ if environ is None else environ)
+    settings: dict[str, object] = _read_file_settings(env)
+    for key in _KEYS:
+        value = env.get("BASTION_" + key.upper())
+        if value is not None and value != "":
+            settings[key] = value
+
+    data_dir = Path(str(settings.get("data_dir", "./data"))).expanduser().resolve()
+    database_url = str(settings.get("database_url", f"sqlite:///{data_dir / 'bastion.sqlite3'}"))
+    storage_url = str(settings.get("storage_url", f"file://{data_dir / 'files'}"))
+    email_url = str(settings.get("email_url", f"file://{data_dir / 'outbox'}"))
+    base_url = str(settings.get("base_url", "http://127.0.0.1:8000")).rstrip("/")
+    redis_url = settings.get("redis_url")
+
+    scheme = urlsplit(database_url).scheme
+    if scheme not in {"sqlite", "postgres", "postgresql", "pgsql"}:
+        raise ConfigError(
+            f"BASTION_DATABASE_URL must be sqlite:///path or postgresql://..., not {scheme!r}"
+        )
+    if urlsplit(storage_url).scheme not in {"file", "s3"}:
+        raise ConfigError("BASTION_STORAGE_URL must be file:///path or s3://bucket/prefix")
+    if urlsplit(base_url).scheme not in {"http", "https"} or not urlsplit(base_url).netloc:
+        raise ConfigError(f"BASTION_BASE_URL must be an http(s) origin, not {base_url!r}")
+    if urlsplit(email_url).scheme not in {"file", "smtp", "smtps", "console"}:
+        raise ConfigError("BASTION_EMAIL_URL must be file:///path, smtp://... or console://")
+
+    embedded = database_url.startswith("sqlite:") and storage_url.startswith("file:")
+    secret_key, generated = _secret_key(
+        data_dir, str(settings["secret_key"]) if "secret_key" in settings else None, embedded
+    )
+    return Config(
+        data_dir=data_dir,
+        database_url=database_url,
+        storage_url=storage_url,
+        redis_url=str(redis_url) if redis_url else None,
+        secret_key=secret_key,
+        base_url=base_url,
+        email_url=email_url,
+        max_file_size=_as_size("max_file_size", settings.get("max_file_size", 100 * 1024**2)),
+        max_project_size=_as_size(
+            "max_project_size", settings.get("max_project_size", 10 * 1024**3)
+        ),
+        allow_local_versions=_as_bool(
+            "allow_local_versions", settings.get("allow_local_versions", False)
+        ),
+        debug=_as_bool("debug", settings.get("debug", False)),
+        secret_key_generated=generated,
+    )

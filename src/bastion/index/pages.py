@@ -1,0 +1,127 @@
+"""Cached renderings of the read API, valid while their serial matches the project's.
+
+A hit costs one query (the page row joined to its project). A miss renders from the rows and
+stores the result; a concurrent upload only bumps the serial, so a stale rendering is never
+served as current. Serials are read before the rows, so a rendering is never older than the
+serial it is stored under.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from bastion.index import rendering
+from bastion.projects.models import IndexState, Project, Release, RenderedPage, Role
+from bastion.projects.queries import files_of, visible_projects
+
+SIMPLE_HTML = "simple-html"
+SIMPLE_JSON = "simple-json"
+PYPI_JSON = "pypi-json"
+ROOT_HTML = "root-html"
+ROOT_JSON = "root-json"
+
+
+@dataclass(frozen=True)
+class Page:
+    body: bytes
+    etag: str  # quoted, strong
+    serial: int
+
+
+def _etag(kind: str, body: bytes) -> str:
+    return '"' + hashlib.sha256(kind.encode() + b"\0" + body).hexdigest()[:40] + '"'
+
+
+def _store(project: Project | None, kind: str, serial: int, body: bytes) -> Page:
+    page = Page(body=body, etag=_etag(kind, body), serial=serial)
+    try:
+        with transaction.atomic():
+            RenderedPage.objects.update_or_create(
+                project=project,
+                kind=kind,
+                defaults={
+                    "serial": serial,
+                    "etag": page.etag,
+                    "content_type": "",
+                    "body": body,
+                },
+            )
+    except IntegrityError:  # another worker stored the same rendering first
+        pass
+    return page
+
+
+def _cached(project_name: str, kind: str) -> Page | None:
+    row = (
+        RenderedPage.objects.filter(
+            project__normalized_name=project_name, kind=kind, serial=F("project__serial")
+        )
+        .values_list("body", "etag", "serial")
+        .first()
+    )
+    if row is None:
+        return None
+    return Page(body=bytes(row[0]), etag=row[1], serial=row[2])
+
+
+def project_page(normalized_name: str, kind: str) -> Page | None:
+    """A project's simple page (HTML or JSON) or PyPI JSON; None if there is no such project."""
+    page = _cached(normalized_name, kind)
+    if page is not None:
+        return page
+    project = Project.objects.filter(normalized_name=normalized_name).first()
+    if project is None:
+        return None
+    files = files_of(project)
+    if kind == SIMPLE_HTML:
+        body = rendering.simple_detail_html(project, files)
+    elif kind == SIMPLE_JSON:
+        versions = Release.objects.filter(project=project).values_list("version", flat=True)
+        if project.status == "quarantined":
+            versions = Release.objects.none().values_list("version", flat=True)
+        body = rendering.simple_detail_json(project, files, list(versions))
+    elif kind == PYPI_JSON:
+        body = pypi_json_body(project, files, release=None)
+    else:  # pragma: no cover
+        raise ValueError(kind)
+    return _store(project, kind, project.serial, body)
+
+
+def pypi_json_body(project: Project, files: list, *, release: Release | None) -> bytes:  # type: ignore[type-arg]
+    releases = list(Release.objects.filter(project=project))
+    roles = list(
+        Role.objects.filter(project=project)
+        .order_by("role_name", "user__username")
+        .values_list("role_name", "user__username")
+    )
+    if release is not None:
+        files = [f for f in files if f.release_id == release.pk]
+    body = rendering.pypi_json(
+        project, releases, files, release=release, roles=roles, with_releases=release is None
+    )
+    assert body is not None
+    return body
+
+
+def root_page(kind: str) -> Page:
+    IndexState.objects.get_or_create(pk=1)
+    serial = IndexState.objects.values_list("projects_serial", flat=True).get(pk=1)
+    row = (
+        RenderedPage.objects.filter(project__isnull=True, kind=kind, serial=serial)
+        .values_list("body", "etag", "serial")
+        .first()
+    )
+    if row is not None:
+        return Page(body=bytes(row[0]), etag=row[1], serial=row[2])
+    projects = list(
+        visible_projects().order_by("normalized_name").values_list("name", "normalized_name")
+    )
+    if kind == ROOT_JSON:
+        body = rendering.simple_root_json(projects)
+    else:
+        body = rendering.simple_root_html(projects)
+    return _store(None, kind, serial, body)

@@ -1,0 +1,328 @@
+"""Read endpoints: the simple API, the PyPI JSON API, distribution files and health."""
+
+from __future__ import annotations
+
+import re
+
+from django.db import connection
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseNotAllowed,
+    HttpResponsePermanentRedirect,
+    StreamingHttpResponse,
+)
+from django.shortcuts import redirect
+from django.utils.http import http_date
+from django.views.decorators.csrf import csrf_exempt
+
+from bastion.core.names import normalize_name
+from bastion.index import negotiation, pages
+from bastion.index.rendering import BASE, version_key
+from bastion.projects.models import File, Project, ProjectStatus, Release
+from bastion.projects.queries import files_of
+from bastion.storage import BlobNotFound, blob_store, metadata_key
+from bastion.storage.local import LocalBlobStore
+
+SIMPLE_CACHE = "public, max-age=600"
+JSON_API_CACHE = "public, max-age=900"
+FILE_CACHE = "public, max-age=31536000, immutable"
+_CONTENT_TYPES = {
+    negotiation.JSON: "application/vnd.pypi.simple.v1+json",
+    negotiation.V1_HTML: "application/vnd.pypi.simple.v1+html",
+    negotiation.TEXT_HTML: "text/html; charset=utf-8",
+}
+
+
+def _not_found(message: str) -> HttpResponse:
+    response = HttpResponse(message + "\n", status=404, content_type="text/plain; charset=utf-8")
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+def _negotiate(request: HttpRequest) -> str | None:
+    requested = request.GET.get("format")
+    if requested:
+        chosen = negotiation.from_format_parameter(requested)
+        if chosen is not None:
+            return chosen
+    return negotiation.choose(request.headers.get("Accept"))
+
+
+def _not_acceptable() -> HttpResponse:
+    response = HttpResponse(
+        "406 Not Acceptable: ask for application/vnd.pypi.simple.v1+json, "
+        "application/vnd.pypi.simple.v1+html or text/html.\n",
+        status=406,
+        content_type="text/plain; charset=utf-8",
+    )
+    response["Vary"] = "Accept"
+    return response
+
+
+def _page_response(request: HttpRequest, page: pages.Page, content_type: str) -> HttpResponse:
+    etag = page.etag
+    if content_type == negotiation.TEXT_HTML:
+        etag = etag[:-1] + '-h"'  # same bytes as v1+html, different representation (P16)
+    headers = {
+        "Vary": "Accept",
+        "ETag": etag,
+        "Cache-Control": SIMPLE_CACHE,
+        "X-PyPI-Last-Serial": str(page.serial),
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": "X-PyPI-Last-Serial",
+    }
+    if _etag_matches(request.headers.get("If-None-Match"), etag):
+        return HttpResponse(status=304, headers=headers)
+    response = HttpResponse(
+        b"" if request.method == "HEAD" else page.body,
+        content_type=_CONTENT_TYPES[content_type],
+        headers=headers,
+    )
+    response["Content-Length"] = str(len(page.body))
+    return response
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    return etag in [candidate.strip() for candidate in header.split(",")]
+
+
+def _read_only(request: HttpRequest) -> HttpResponse | None:
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
+    return None
+
+
+def simple_root(request: HttpRequest) -> HttpResponse:
+    if (refused := _read_only(request)) is not None:
+        return refused
+    chosen = _negotiate(request)
+    if chosen is None:
+        return _not_acceptable()
+    kind = pages.ROOT_JSON if chosen == negotiation.JSON else pages.ROOT_HTML
+    return _page_response(request, pages.root_page(kind), chosen)
+
+
+def simple_detail(request: HttpRequest, project: str) -> HttpResponseBase:
+    if (refused := _read_only(request)) is not None:
+        return refused
+    normalized = normalize_name(project)
+    if normalized != project:
+        return HttpResponsePermanentRedirect(f"/simple/{normalized}/")
+    chosen = _negotiate(request)
+    if chosen is None:
+        return _not_acceptable()
+    kind = pages.SIMPLE_JSON if chosen == negotiation.JSON else pages.SIMPLE_HTML
+    page = pages.project_page(normalized, kind)
+    if page is None:
+        response = _not_found(f"404 Not Found: no project named {project!r} on this index.")
+        response["Vary"] = "Accept"
+        return response
+    return _page_response(request, page, chosen)
+
+
+def simple_slashless(request: HttpRequest, project: str) -> HttpResponseBase:
+    return HttpResponsePermanentRedirect(f"/simple/{normalize_name(project)}/")
+
+
+def _origin(request: HttpRequest) -> bytes:
+    return f"{request.scheme}://{request.get_host()}".encode()
+
+
+def _json_response(request: HttpRequest, body: bytes, serial: int, etag: str) -> HttpResponse:
+    headers = {
+        "ETag": etag,
+        "Cache-Control": JSON_API_CACHE,
+        "X-PyPI-Last-Serial": str(serial),
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": "X-PyPI-Last-Serial",
+    }
+    if _etag_matches(request.headers.get("If-None-Match"), etag):
+        return HttpResponse(status=304, headers=headers)
+    body = body.replace(BASE.encode(), _origin(request))
+    return HttpResponse(
+        b"" if request.method == "HEAD" else body,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def pypi_project_json(request: HttpRequest, project: str) -> HttpResponseBase:
+    if (refused := _read_only(request)) is not None:
+        return refused
+    normalized = normalize_name(project)
+    if normalized != project:
+        return HttpResponsePermanentRedirect(f"/pypi/{normalized}/json")
+    page = pages.project_page(normalized, pages.PYPI_JSON)
+    if page is None or _hidden(normalized):
+        return _not_found(f"404 Not Found: no project named {project!r} on this index.")
+    return _json_response(request, page.body, page.serial, page.etag)
+
+
+def _hidden(normalized: str) -> bool:
+    return Project.objects.filter(
+        normalized_name=normalized, status=ProjectStatus.QUARANTINED
+    ).exists()
+
+
+def pypi_release_json(request: HttpRequest, project: str, version: str) -> HttpResponseBase:
+    if (refused := _read_only(request)) is not None:
+        return refused
+    normalized = normalize_name(project)
+    if normalized != project:
+        return HttpResponsePermanentRedirect(f"/pypi/{normalized}/{version}/json")
+    found = Project.objects.filter(normalized_name=normalized).first()
+    if found is None or found.status == ProjectStatus.QUARANTINED:
+        return _not_found(f"404 Not Found: no project named {project!r} on this index.")
+    release = _find_release(found, version)
+    if release is None:
+        return _not_found(f"404 Not Found: {found.name} has no release {version!r}.")
+    body = pages.pypi_json_body(found, files_of(found), release=release)
+    etag = '"' + str(found.serial) + "-" + str(release.pk) + '"'
+    return _json_response(request, body, found.serial, etag)
+
+
+def _find_release(project: Project, version: str) -> Release | None:
+    """Exact version string first, then the canonical form (P80, P107)."""
+    from bastion.core.versions import canonical_version, parse_version
+
+    exact = Release.objects.filter(project=project, version=version).first()
+    if exact is not None:
+        return exact
+    try:
+        canonical = canonical_version(parse_version(version))
+    except ValueError:
+        return None
+    return Release.objects.filter(project=project, canonical_version=canonical).first()
+
+
+_RANGE = re.compile(r"\Abytes=(\d*)-(\d*)\Z")
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None | str:
+    """(start, end inclusive); None to serve the whole file; "unsatisfiable" for 416."""
+    match = _RANGE.match(header.strip())
+    if not match:
+        return None  # unsupported syntax or several ranges: the whole file (RFC 9110 allows it)
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:
+        length = int(last)
+        if length == 0:
+            return "unsatisfiable"
+        return (max(0, size - length), size - 1)
+    start = int(first)
+    end = int(last) if last else size - 1
+    if start >= size:
+        return "unsatisfiable"
+    if end < start:
+        return None
+    return (start, min(end, size - 1))
+
+
+@csrf_exempt
+def file_download(request: HttpRequest, path: str) -> HttpResponseBase:
+    if (refused := _read_only(request)) is not None:
+        return refused
+    want_metadata = path.endswith(".metadata")
+    key = path[: -len(".metadata")] if want_metadata else path
+    row = (
+        File.objects.filter(storage_key=key)
+        .exclude(project__status=ProjectStatus.QUARANTINED)
+        .values_list("size", "sha256", "metadata_sha256", "upload_time")
+        .first()
+    )
+    if row is None or (want_metadata and not row[2]):
+        return _not_found("404 Not Found: no such file on this index.")
+    size, sha256, metadata_sha256, uploaded = row
+    store = blob_store()
+    blob_key = metadata_key(key) if want_metadata else key
+    etag = '"' + (metadata_sha256 if want_metadata else sha256)[:40] + '"'
+    try:
+        if want_metadata:
+            size = store.size(blob_key)
+        redirect_url = None if want_metadata else store.url(blob_key)
+    except BlobNotFound:
+        return _not_found("404 Not Found: the file's content is missing from storage.")
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Cache-Control": FILE_CACHE,
+        "ETag": etag,
+        "Last-Modified": http_date(uploaded.timestamp()),
+        "Access-Control-Allow-Origin": "*",
+    }
+    if redirect_url is not None:
+        response = redirect(redirect_url)
+        response["Cache-Control"] = "private, max-age=60"
+        return response
+    if _etag_matches(request.headers.get("If-None-Match"), etag):
+        return HttpResponse(status=304, headers=headers)
+
+    start, end, status = 0, size - 1, 200
+    range_header = request.headers.get("Range")
+    if_range = request.headers.get("If-Range")
+    if range_header and (not if_range or if_range.strip() == etag):
+        parsed = _parse_range(range_header, size)
+        if parsed == "unsatisfiable":
+            headers["Content-Range"] = f"bytes */{size}"
+            return HttpResponse(status=416, headers=headers)
+        if isinstance(parsed, tuple):
+            start, end = parsed
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    length = end - start + 1 if size else 0
+    content_type = "application/octet-stream"
+    if request.method == "HEAD":
+        response = HttpResponse(b"", status=status, content_type=content_type, headers=headers)
+        response["Content-Length"] = str(length)
+        return response
+    try:
+        if status == 200 and isinstance(store, LocalBlobStore):
+            handle = open(store._path(blob_key), "rb")  # sendfile-capable full download
+            response = FileResponse(handle, status=200, content_type=content_type, headers=headers)
+        else:
+            chunks = store.read(blob_key, start=start, length=length)
+            response = StreamingHttpResponse(
+                chunks, status=status, content_type=content_type, headers=headers
+            )
+    except (BlobNotFound, FileNotFoundError):
+        return _not_found("404 Not Found: the file's content is missing from storage.")
+    response["Content-Length"] = str(length)
+    if "Content-Disposition" in response:
+        del response["Content-Disposition"]
+    return response
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        database = "ok"
+    except Exception:  # noqa: BLE001 - health reports any database failure as such
+        database = "unavailable"
+    status = 200 if database == "ok" else 503
+    return HttpResponse(
+        '{"status": "%s", "database": "%s"}' % ("ok" if status == 200 else "degraded", database),
+        status=status,
+        content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+__all__ = [
+    "file_download",
+    "healthz",
+    "pypi_project_json",
+    "pypi_release_json",
+    "simple_detail",
+    "simple_root",
+    "simple_slashless",
+    "version_key",
+]

@@ -1,0 +1,56 @@
+"""State changes for projects, releases, files and roles.
+
+Every service takes the acting principal and runs inside the caller's transaction where one is
+needed for atomicity (the upload service composes them in one transaction).
+"""
+
+from __future__ import annotations
+
+from django.db.models import F
+
+from bastion.accounts.models import User
+from bastion.actors import Actor
+from bastion.core.names import is_valid_name, normalize_name
+from bastion.projects.errors import InvalidProjectName
+from bastion.projects.models import IndexState, Project, Role, RoleName
+
+
+def lock_index() -> IndexState:
+    """Take the index-wide change lock and return the state row (call inside a transaction).
+
+    On PostgreSQL this is a row lock, so changes from every app node are serialised; on SQLite
+    bastion opens write transactions IMMEDIATE, which serialises writers already.
+    """
+    IndexState.objects.get_or_create(pk=1)
+    return IndexState.objects.select_for_update().get(pk=1)
+
+
+def bump_serial(state: IndexState, *, projects_changed: bool = False) -> int:
+    """Advance the index serial (and the project-list serial when that list changed)."""
+    updates: dict[str, object] = {"serial": F("serial") + 1}
+    if projects_changed:
+        updates["projects_serial"] = F("projects_serial") + 1
+    IndexState.objects.filter(pk=state.pk).update(**updates)
+    state.refresh_from_db()
+    return state.serial
+
+
+def create_project(*, actor: Actor, name: str, owner: User, serial: int) -> Project:
+    """Create a project with ``owner`` as its Owner (inside the caller's transaction)."""
+    if not is_valid_name(name):
+        raise InvalidProjectName(
+            f"The name {name!r} is invalid: a project name must start and end with a letter or "
+            "digit and contain only letters, digits, '.', '_' and '-'.",
+        )
+    project = Project.objects.create(name=name, normalized_name=normalize_name(name), serial=serial)
+    Role.objects.create(user=owner, project=project, role_name=RoleName.OWNER)
+    return project
+
+
+def add_role(*, actor: Actor, project: Project, user: User, role_name: str) -> Role:
+    if role_name not in RoleName.values:
+        raise ValueError(f"unknown role {role_name!r}")
+    role, _ = Role.objects.update_or_create(
+        project=project, user=user, defaults={"role_name": role_name}
+    )
+    return role

@@ -1,0 +1,94 @@
+"""Local-filesystem blob store: atomic writes (temp file in the same directory, fsync, rename)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from bastion.storage.base import CHUNK_SIZE, BlobNotFound, StorageError, check_key
+
+
+class LocalBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*check_key(key).split("/"))
+
+    def _write(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                fill(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temp_name, 0o644)
+            os.replace(temp_name, target)
+        except BaseException:
+            try:
+                os.unlink(temp_name)
+            except FileNotFoundError:
+                pass
+            raise
+
+    def put(self, key: str, source: Path) -> None:
+        def fill(handle: BinaryIO) -> None:
+            with open(source, "rb") as reader:
+                shutil.copyfileobj(reader, handle, CHUNK_SIZE)
+
+        try:
+            self._write(key, fill)
+        except OSError as exc:
+            raise StorageError(f"could not store {key}: {exc.strerror}") from exc
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        try:
+            self._write(key, lambda handle: handle.write(data))
+        except OSError as exc:
+            raise StorageError(f"could not store {key}: {exc.strerror}") from exc
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+
+    def read(self, key: str, *, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+        try:
+            handle = open(self._path(key), "rb")
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        return _stream(handle, start, length)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            pass
+
+    def url(self, key: str) -> str | None:
+        return None
+
+
+def _stream(handle: BinaryIO, start: int, length: int | None) -> Iterator[bytes]:
+    with handle:
+        if start:
+            handle.seek(start)
+        remaining = length
+        while remaining is None or remaining > 0:
+            size = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
+            chunk = handle.read(size)
+            if not chunk:
+                return
+            if remaining is not None:
+                remaining -= len(chunk)
+            yield chunk

@@ -1,0 +1,136 @@
+"""Minting, checking and revoking API tokens.
+
+Tokens grant upload only (``bastion.security.caveats.PERMISSIONS``). A user-wide token carries a
+RequestUser caveat; a project-scoped one adds a ProjectName caveat listing normalized names (a
+project that does not exist yet may be named: the first upload creates it, and the bearer's user
+still needs a role on any existing project).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+
+from bastion.accounts.models import User
+from bastion.actors import Actor
+from bastion.core.names import is_valid_name, normalize_name
+from bastion.security import caveats as caveat_codec
+from bastion.security import macaroons
+from bastion.security.errors import TokenFormatError, TokenInvalid
+from bastion.tokens.errors import InvalidTokenRequest, TokenNameInUse
+from bastion.tokens.models import ApiToken
+
+MAX_NAME_LENGTH = 100
+
+
+def _location() -> str:
+    return urlsplit(settings.BASTION.base_url).netloc
+
+
+def create_token(
+    *,
+    actor: Actor,
+    user: User,
+    name: str | None,
+    project_names: Sequence[str] = (),
+    expires_in: timedelta | None = None,
+    now: datetime,
+) -> tuple[ApiToken, str]:
+    """Mint a token for ``user``; returns the row and the secret token string (shown once)."""
+    if name is None:
+        name = f"token-{now:%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidTokenRequest(f"a token name must be 1 to {MAX_NAME_LENGTH} characters long")
+    normalized: list[str] = []
+    for project_name in project_names:
+        if not is_valid_name(project_name):
+            raise InvalidTokenRequest(f"{project_name!r} is not a valid project name")
+        if normalize_name(project_name) not in normalized:
+            normalized.append(normalize_name(project_name))
+    if expires_in is not None and expires_in <= timedelta(0):
+        raise InvalidTokenRequest("the expiry must be in the future")
+
+    issued: list[caveat_codec.Caveat] = [caveat_codec.RequestUser(user_id=str(user.pk))]
+    if normalized:
+        issued.append(caveat_codec.ProjectName(normalized_names=tuple(normalized)))
+    expires = None
+    if expires_in is not None:
+        expires = now + expires_in
+        issued.append(
+            caveat_codec.Expiration(
+                expires_at=int(expires.timestamp()), not_before=int(now.timestamp())
+            )
+        )
+    key = secrets.token_bytes(32)
+    with transaction.atomic():
+        if ApiToken.objects.filter(user=user, name=name).exists():
+            raise TokenNameInUse(f"{user.username} already has a token named {name!r}")
+        token = ApiToken.objects.create(
+            user=user,
+            name=name,
+            key=key,
+            caveats=[caveat_codec.serialize(c) for c in issued],
+            project_names=normalized,
+            created=now,
+            expires=expires,
+        )
+    secret = macaroons.mint(
+        key=key, identifier=str(token.id), location=_location(), caveats=issued
+    )
+    return token, secret
+
+
+def find_token(raw: str) -> ApiToken:
+    """The token row a presented token names; TokenFormatError/TokenInvalid if there is none."""
+    identifier = macaroons.read_identifier(raw)
+    try:
+        token_id = UUID(identifier)
+    except ValueError:
+        raise TokenFormatError("Invalid API Token: the token's identifier is malformed") from None
+    token = ApiToken.objects.select_related("user").filter(pk=token_id).first()
+    if token is None:
+        raise TokenInvalid(("token is revoked or does not exist",))
+    if not token.user.is_active:
+        raise TokenInvalid(("the token's user is disabled",))
+    return token
+
+
+def check_token(
+    token: ApiToken,
+    raw: str,
+    *,
+    project_name: str | None,
+    project_id: str | None,
+    permission: str,
+    now: datetime,
+) -> None:
+    """Verify the presented token against its row for one request; TokenInvalid on failure."""
+    stored = [
+        parsed
+        for parsed in (caveat_codec.deserialize(c) for c in token.caveats)
+        if parsed is not None
+    ]
+    context = caveat_codec.RequestContext(
+        user_id=str(token.user_id),
+        project_name=project_name,
+        project_id=project_id,
+        now=int(now.timestamp()),
+        permission=permission,
+    )
+    macaroons.verify(raw, key=bytes(token.key), context=context, stored_caveats=stored)
+
+
+def record_use(token: ApiToken, *, now: datetime) -> None:
+    """Best-effort last-used time; never blocks an upload on a contended row."""
+    ApiToken.objects.filter(pk=token.pk).update(last_used=now)
+
+
+def revoke_token(*, actor: Actor, token: ApiToken) -> None:
+    ApiToken.objects.filter(pk=token.pk).delete()

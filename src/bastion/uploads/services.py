@@ -1,0 +1,257 @@
+"""The upload service: authorise, validate, store and record one distribution file.
+
+Order (after the body is spooled): token caveats and project role -> digests -> duplicate
+check -> distribution validation (``bastion.core.dists``) -> blob store -> one transaction with
+the project, release and file rows. Anything that fails before the commit leaves no blob and
+no row behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from packaging.version import Version
+
+from bastion.actors import Actor
+from bastion.core.dists import DistributionRejected, ValidatedDistribution, validate_distribution
+from bastion.core.names import is_valid_name, normalize_name
+from bastion.projects.models import File, FilenameRecord, Project, ProjectStatus, Release
+from bastion.projects.queries import can_upload, project_by_name
+from bastion.projects.services import bump_serial, create_project, lock_index
+from bastion.security.errors import TokenInvalid
+from bastion.storage import BlobStore, StorageError, file_key, metadata_key
+from bastion.tokens import services as token_services
+from bastion.tokens.models import ApiToken
+from bastion.uploads.errors import Problem, UploadError, bad_request, forbidden
+from bastion.uploads.protocol import UploadRequest, check_digests
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    file: File
+    created: bool  # False: an identical file was already there (idempotent re-upload, P72)
+
+
+def _authorize(
+    *, token: ApiToken, raw_token: str, project: Project | None, name: str, now: datetime
+) -> None:
+    try:
+        token_services.check_token(
+            token,
+            raw_token,
+            project_name=normalize_name(name),
+            project_id=str(project.pk) if project else None,
+            permission="upload",
+            now=now,
+        )
+    except TokenInvalid as exc:
+        raise forbidden(exc.code, str(exc)) from None
+    user = token.user
+    if project is None:
+        if not is_valid_name(name):
+            raise bad_request(
+                "project.name.invalid",
+                f"The name {name!r} is invalid: a project name must start and end with a letter "
+                "or digit and contain only letters, digits, '.', '_' and '-'.",
+                field="name",
+            )
+        return
+    if not can_upload(user, project):
+        raise forbidden(
+            "project.forbidden",
+            f"The user '{user.username}' isn't allowed to upload to project '{project.name}'.",
+        )
+    if project.status in (ProjectStatus.ARCHIVED, ProjectStatus.QUARANTINED):
+        raise forbidden(
+            "project.not-accepting-uploads",
+            f"Project '{project.name}' is {project.status} and does not accept uploads.",
+        )
+
+
+def _duplicate(request: UploadRequest) -> File | None:
+    """P72: identical file -> the existing row (a no-op); anything else that clashes -> 400."""
+    hashes = request.content.hashes
+    filename = request.content.filename
+    existing = File.objects.filter(filename=filename).first()
+    if existing is not None:
+        if existing.sha256 == hashes.sha256 and existing.blake2_256 == hashes.blake2b_256:
+            return existing
+        raise bad_request(
+            "upload.file-exists",
+            f"File already exists ('{filename}', with blake2_256 hash '{existing.blake2_256}'); "
+            "a file name cannot be reused with different content.",
+        )
+    same_content = File.objects.filter(blake2_256=hashes.blake2b_256).first()
+    if same_content is not None:
+        raise bad_request(
+            "upload.file-exists",
+            f"File already exists: the same content was uploaded as '{same_content.filename}'.",
+        )
+    if FilenameRecord.objects.filter(filename=filename).exists():
+        raise bad_request(
+            "upload.filename-reused",
+            f"This filename ('{filename}') has already been used, even if the file was deleted; "
+            "use a different version.",
+        )
+    return None
+
+
+def _validate(request: UploadRequest) -> ValidatedDistribution:
+    config = settings.BASTION
+    try:
+        return validate_distribution(
+            request.content.path,
+            filename=request.content.filename,
+            declared=request.declared,
+            hashes=request.content.hashes,
+        )
+    except DistributionRejected as group:
+        problems = [
+            p
+            for p in group.problems
+            if not (config.allow_local_versions and p.code == "dist.version.local")
+        ]
+        if not problems:
+            raise UploadError(
+                500, "upload.policy", "Local versions are allowed but could not be validated."
+            ) from None
+        first = problems[0]
+        message = first.message
+        if len(problems) > 1:
+            message += f" (and {len(problems) - 1} more problem(s), listed in the response body)"
+        raise UploadError(
+            400,
+            first.code,
+            message,
+            tuple(Problem(p.code, p.message, p.field) for p in problems),
+        ) from None
+
+
+def _check_project_size(project: Project | None, size: int) -> None:
+    limit = settings.BASTION.max_project_size
+    used = project.total_size if project is not None else 0
+    if used + size > limit:
+        raise bad_request(
+            "upload.project-too-large",
+            f"Project size too large. Limit for this project is {limit // (1024**3)} GiB.",
+        )
+
+
+def upload_distribution(
+    *,
+    actor: Actor,
+    request: UploadRequest,
+    token: ApiToken,
+    raw_token: str,
+    store: BlobStore,
+    now: datetime,
+) -> UploadOutcome:
+    project = project_by_name(request.name)
+    _authorize(token=token, raw_token=raw_token, project=project, name=request.name, now=now)
+    check_digests(request)
+    existing = _duplicate(request)
+    if existing is not None:
+        token_services.record_use(token, now=now)
+        return UploadOutcome(file=existing, created=False)
+    _check_project_size(project, request.content.size)
+    dist = _validate(request)
+
+    key = file_key(dist.hashes.blake2b_256, dist.filename)
+    try:
+        store.put(key, request.content.path)
+        if dist.packagetype == "bdist_wheel":
+            store.put_bytes(metadata_key(key), dist.metadata_bytes)
+    except StorageError as exc:
+        log.error("storing %s failed: %s", dist.filename, exc)
+        _forget_blob(store, key)
+        raise UploadError(503, "upload.storage-unavailable", "Storage is unavailable; retry later.")
+    try:
+        with transaction.atomic():
+            outcome = _record(actor=actor, request=request, dist=dist, key=key, now=now)
+    except BaseException:
+        if not File.objects.filter(storage_key=key).exists():
+            _forget_blob(store, key)
+        raise
+    token_services.record_use(token, now=now)
+    return outcome
+
+
+def _forget_blob(store: BlobStore, key: str) -> None:
+    try:
+        store.delete(key)
+        store.delete(metadata_key(key))
+    except StorageError as exc:  # pragma: no cover - reported, nothing else to do
+        log.error("could not remove the blob of a failed upload %s: %s", key, exc)
+
+
+def _record(
+    *, actor: Actor, request: UploadRequest, dist: ValidatedDistribution, key: str, now: datetime
+) -> UploadOutcome:
+    assert actor.user is not None
+    state = lock_index()
+    existing = _duplicate(request)  # again, under the lock: a concurrent upload may have won
+    if existing is not None:
+        return UploadOutcome(file=existing, created=False)
+    project = Project.objects.select_for_update().filter(normalized_name=dist.name).first()
+    projects_changed = project is None
+    if project is None:
+        serial = bump_serial(state, projects_changed=True)
+        project = create_project(actor=actor, name=dist.metadata.name, owner=actor.user, serial=serial)
+    elif not can_upload(actor.user, project):
+        raise forbidden(
+            "project.forbidden",
+            f"The user '{actor.user.username}' isn't allowed to upload to project "
+            f"'{project.name}'.",
+        )
+    _check_project_size(project, dist.size)
+
+    release = Release.objects.filter(
+        project=project, canonical_version=dist.canonical_version
+    ).first()
+    if release is None:
+        metadata = dist.metadata
+        release = Release.objects.create(
+            project=project,
+            version=dist.version,
+            canonical_version=dist.canonical_version,
+            is_prerelease=Version(dist.version).is_prerelease,
+            created=now,
+            summary=metadata.summary[:512],
+            requires_python=dist.requires_python or "",
+            metadata=metadata.as_dict(),
+        )
+    elif (
+        dist.packagetype == "sdist"
+        and release.files.filter(packagetype="sdist").exists()
+    ):
+        raise bad_request("upload.second-sdist", "Only one sdist may be uploaded per release.")
+
+    file = File.objects.create(
+        project=project,
+        release=release,
+        filename=dist.filename,
+        packagetype=dist.packagetype,
+        python_version=dist.python_version,
+        size=dist.size,
+        sha256=dist.hashes.sha256,
+        blake2_256=dist.hashes.blake2b_256,
+        md5=dist.hashes.md5,
+        upload_time=now,
+        requires_python=dist.requires_python or "",
+        metadata_sha256=dist.metadata_sha256 if dist.packagetype == "bdist_wheel" else "",
+        comment_text=request.comment,
+        storage_key=key,
+        uploaded_by=actor.user,
+    )
+    FilenameRecord.objects.create(filename=dist.filename, project_name=project.normalized_name)
+    serial = bump_serial(state, projects_changed=False) if not projects_changed else state.serial
+    Project.objects.filter(pk=project.pk).update(
+        serial=serial, total_size=project.total_size + dist.size
+    )
+    return UploadOutcome(file=file, created=True)

@@ -1,0 +1,130 @@
+"""``POST /legacy/``: the upload endpoint twine and uv publish to."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from bastion.actors import Actor
+from bastion.security.errors import TokenError
+from bastion.storage import blob_store
+from bastion.tokens import services as token_services
+from bastion.uploads import protocol
+from bastion.uploads.errors import UploadError
+from bastion.uploads.services import upload_distribution
+from bastion.uploads.spool import read_body
+
+log = logging.getLogger(__name__)
+
+# Form fields and the multipart framing on top of the largest allowed file.
+_BODY_OVERHEAD = 16 * 1024 * 1024
+
+
+def _client_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/html" not in accept.split(",")[0]
+
+
+def _reason(message: str) -> str:
+    """One line, ISO-8859-1 safe, bounded: it goes on the HTTP status line (P73)."""
+    line = " ".join(message.split())
+    line = line.encode("latin-1", "replace").decode("latin-1")
+    return line[:400]
+
+
+def error_response(request: HttpRequest, error: UploadError) -> HttpResponse:
+    reason = _reason(error.message)
+    if _wants_json(request):
+        body = json.dumps(
+            {
+                "code": f"{error.status} {reason}",
+                "message": error.message,
+                "title": reason,
+                "errors": [
+                    {"code": p.code, "field": p.field, "message": p.message}
+                    for p in error.problems
+                ],
+            }
+        )
+        response = HttpResponse(body, status=error.status, content_type="application/json")
+    else:
+        lines = [f"{error.status} {error.message}"]
+        if len(error.problems) > 1:
+            lines += [f"- {p.message} [{p.code}]" for p in error.problems]
+        response = HttpResponse(
+            "\n".join(lines) + "\n", status=error.status, content_type="text/plain; charset=utf-8"
+        )
+    response.reason_phrase = reason
+    response["X-Bastion-Error"] = error.code
+    if error.status == 401:
+        response["WWW-Authenticate"] = 'Basic realm="bastion upload", charset="UTF-8"'
+    return response
+
+
+@csrf_exempt
+def legacy_upload(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponse(
+            "This is the upload endpoint: POST distributions here with twine or uv publish.\n",
+            status=405,
+            content_type="text/plain",
+            headers={"Allow": "POST"},
+        )
+    config = settings.BASTION
+    body = None
+    try:
+        raw_token = protocol.token_from_authorization(request.headers.get("Authorization"))
+        try:
+            token = token_services.find_token(raw_token)
+        except TokenError as exc:
+            raise UploadError(403, exc.code, str(exc)) from None
+        declared_length = request.META.get("CONTENT_LENGTH") or "0"
+        if declared_length.isdigit() and int(declared_length) > config.max_file_size + _BODY_OVERHEAD:
+            raise UploadError(
+                413,
+                "upload.file-too-large",
+                f"File too large. Limit for this index is {config.max_file_size // 1024**2} MiB.",
+            )
+        query = {key: request.GET.getlist(key) for key in request.GET}
+        body = read_body(request, spool_dir=config.spool_dir, max_size=config.max_file_size)
+        protocol.check_action(protocol.action_of(query, body.fields))
+        upload = protocol.parse_upload(body)
+        actor = Actor(
+            user=token.user,
+            token=token,
+            ip_address=_client_ip(request),
+            user_agent=request.headers.get("User-Agent", "")[:500],
+            via="token",
+        )
+        outcome = upload_distribution(
+            actor=actor,
+            request=upload,
+            token=token,
+            raw_token=raw_token,
+            store=blob_store(),
+            now=timezone.now(),
+        )
+    except UploadError as error:
+        if error.status >= 500:
+            log.error("upload failed: %s", error.message)
+        return error_response(request, error)
+    finally:
+        if body is not None:
+            body.discard()
+    log.info(
+        "upload %s by %s (token %s): %s",
+        outcome.file.filename,
+        token.user.username,
+        token.pk,
+        "stored" if outcome.created else "identical file already present",
+    )
+    return HttpResponse("", status=200, content_type="text/plain")

@@ -1,0 +1,19 @@
+from django.urls import path, re_path
+
+from bastion.index import views as index
+from bastion.projects import views as projects
+from bastion.uploads import views as uploads
+
+urlpatterns = [
+    path("healthz", index.healthz),
+    path("simple/", index.simple_root),
+    re_path(r"^simple/(?P<project>[^/]+)/$", index.simple_detail),
+    re_path(r"^simple/(?P<project>[^/]+)$", index.simple_slashless),
+    re_path(r"^pypi/(?P<project>[^/]+)/json/?$", index.pypi_project_json),
+    re_path(r"^pypi/(?P<project>[^/]+)/(?P<version>[^/]+)/json/?$", index.pypi_release_json),
+    re_path(r"^files/(?P<path>[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{60}/[^/]+)$", index.file_download),
+    re_path(r"^legacy/?$", uploads.legacy_upload),
+    path("", projects.home),
+    path("search/", projects.search),
+    re_path(r"^project/(?P<project>[^/]+)/$", projects.project_detail),
+]
