@@ -45,6 +45,7 @@ def _not_found(message: str) -> HttpResponse:
 def _negotiate(request: HttpRequest) -> str | None:
     requested = request.GET.get("format")
     if requested:
+        requested = requested.replace(" ", "+")  # an unescaped "+" in a query string reads as " "
         chosen = negotiation.from_format_parameter(requested)
         if chosen is not None:
             return chosen
