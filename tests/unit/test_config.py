@@ -1,0 +1,76 @@
+"""Configuration: defaults, the environment over bastion.toml, and clear errors at boot."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from bastion.config import ConfigError, load_config
+
+
+def test_embedded_defaults_generate_a_private_secret_key(tmp_path):
+    config = load_config({"BASTION_DATA_DIR": str(tmp_path)})
+    assert config.embedded
+    assert config.database_url == f"sqlite:///{tmp_path / 'bastion.sqlite3'}"
+    assert config.storage_url == f"file://{tmp_path / 'files'}"
+    assert config.base_url == "http://127.0.0.1:8000"
+    key_file = tmp_path / "secret_key"
+    assert config.secret_key_generated
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    again = load_config({"BASTION_DATA_DIR": str(tmp_path)})
+    assert again.secret_key == config.secret_key and not again.secret_key_generated
+
+
+def test_secret_key_required_off_the_embedded_default(tmp_path):
+    with pytest.raises(ConfigError, match="BASTION_SECRET_KEY is required"):
+        load_config(
+            {
+                "BASTION_DATA_DIR": str(tmp_path),
+                "BASTION_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/x",
+            }
+        )
+    with pytest.raises(ConfigError, match="at least 32"):
+        load_config({"BASTION_DATA_DIR": str(tmp_path), "BASTION_SECRET_KEY": "short"})
+
+
+def test_toml_file_and_environment_precedence(tmp_path):
+    toml = tmp_path / "bastion.toml"
+    toml.write_text(
+        'base_url = "https://pkgs.example.test/"\nmax_file_size = "20M"\n'
+        f'data_dir = "{tmp_path / "d"}"\n'
+    )
+    config = load_config({"BASTION_CONFIG": str(toml)})
+    assert config.base_url == "https://pkgs.example.test"
+    assert config.max_file_size == 20 * 1024 * 1024
+    overridden = load_config({"BASTION_CONFIG": str(toml), "BASTION_MAX_FILE_SIZE": "1024"})
+    assert overridden.max_file_size == 1024
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("BASTION_DATABASE_URL", "mysql://x/y", "BASTION_DATABASE_URL"),
+        ("BASTION_STORAGE_URL", "ftp://x/y", "BASTION_STORAGE_URL"),
+        ("BASTION_BASE_URL", "example.test", "BASTION_BASE_URL"),
+        ("BASTION_MAX_FILE_SIZE", "lots", "BASTION_MAX_FILE_SIZE"),
+        ("BASTION_MAX_FILE_SIZE", "-5", "BASTION_MAX_FILE_SIZE"),
+        ("BASTION_ALLOW_LOCAL_VERSIONS", "maybe", "BASTION_ALLOW_LOCAL_VERSIONS"),
+        ("BASTION_EMAIL_URL", "pigeon://x", "BASTION_EMAIL_URL"),
+    ],
+)
+def test_invalid_settings_name_the_variable(tmp_path, variable, value, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config({"BASTION_DATA_DIR": str(tmp_path), variable: value})
+
+
+def test_unknown_toml_key_is_an_error(tmp_path):
+    toml = tmp_path / "bastion.toml"
+    toml.write_text('databse_url = "sqlite:///x"\n')
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_config({"BASTION_CONFIG": str(toml), "BASTION_DATA_DIR": str(tmp_path)})
+
+
+def test_missing_config_file_named_explicitly(tmp_path):
+    with pytest.raises(ConfigError, match="not a file"):
+        load_config({"BASTION_CONFIG": str(tmp_path / "nope.toml")})
