@@ -22,6 +22,8 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	bash scripts/ensure-services.sh
+	$(BIN)/ruff check src tests
+	$(BIN)/python -m mypy --strict src/bastion/core src/bastion/security
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test

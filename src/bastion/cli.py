@@ -177,7 +177,9 @@ def cmd_check_dist(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bastion", description="A self-hosted Python package index.")
+    parser = argparse.ArgumentParser(
+        prog="bastion", description="A self-hosted Python package index."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the web server")

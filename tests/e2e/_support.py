@@ -186,10 +186,10 @@ def _pyproject(spec: SampleSpec) -> str:
             build-backend = "setuptools.build_meta"
 
             """
-        tail = """
+        tail = f"""
             [tool.setuptools]
-            packages = ["%s"]
-            """ % spec.module
+            packages = ["{spec.module}"]
+            """
     elif spec.backend == "hatchling":
         head = """\
             [build-system]
@@ -197,10 +197,10 @@ def _pyproject(spec: SampleSpec) -> str:
             build-backend = "hatchling.build"
 
             """
-        tail = """
+        tail = f"""
             [tool.hatch.build.targets.wheel]
-            packages = ["%s"]
-            """ % spec.module
+            packages = ["{spec.module}"]
+            """
     else:  # pragma: no cover - a typo in a test
         raise ValueError(spec.backend)
     return textwrap.dedent(head) + textwrap.dedent(common) + textwrap.dedent(tail)
@@ -357,9 +357,7 @@ class LiveServer:
     ) -> subprocess.CompletedProcess[str]:
         """``twine upload`` in a subprocess; see ``TWINE_ALLOWING_SKIP_EXISTING``."""
         launcher = (
-            ["-c", TWINE_ALLOWING_SKIP_EXISTING]
-            if "--skip-existing" in extra
-            else ["-m", "twine"]
+            ["-c", TWINE_ALLOWING_SKIP_EXISTING] if "--skip-existing" in extra else ["-m", "twine"]
         )
         return run(
             [
@@ -383,8 +381,8 @@ class LiveServer:
 
     def twine_ok(self, *files: Path, token: str | None = None, extra: tuple[str, ...] = ()) -> str:
         result = self.twine(*files, token=token, extra=extra)
-        assert result.returncode == 0, describe(result) + "\n--- server log ---\n" + (
-            self.server_log()[-4000:]
+        assert result.returncode == 0, (
+            describe(result) + "\n--- server log ---\n" + (self.server_log()[-4000:])
         )
         return output_of(result)
 

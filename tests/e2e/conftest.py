@@ -57,6 +57,8 @@ SAMPLES: dict[str, SampleSpec] = {
     # Owned by alice; bob tries to add 2.0.
     "owned": SampleSpec("e2e-owned", backend="setuptools"),
     "owned2": SampleSpec("e2e-owned", version="2.0", backend="setuptools"),
+    # Uploaded concurrently, as the first files of a new project.
+    "concurrent": SampleSpec("e2e-concurrent", backend="setuptools"),
     # pypitoken-restricted uploads.
     "scoped_a": SampleSpec("e2e-scoped-a", backend="hatchling"),
     "scoped_b": SampleSpec("e2e-scoped-b", backend="setuptools"),
@@ -174,9 +176,9 @@ def _wait_healthy(live: LiveServer, process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    LiveServer
-]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     backend: str = request.param
     data_dir = tmp_path_factory.mktemp(f"bastion-{backend}")
     port = _free_port()
@@ -213,8 +215,15 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         live.process = process
         _wait_healthy(live, process)
         live.password = secrets.token_urlsafe(18)
-        live.cli_ok("user", "create", "alice", "--email", "alice@example.com",
-                    "--password-stdin", input=live.password + "\n")
+        live.cli_ok(
+            "user",
+            "create",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--password-stdin",
+            input=live.password + "\n",
+        )
         live.token = live.cli_ok("token", "create", "alice", "--name", "e2e-user-wide")
         assert live.token and "\n" not in live.token
         yield live

@@ -74,7 +74,9 @@ def test_other_content_under_a_used_filename_is_skipped_with_skip_existing(
     assert server.simple_files(twine_demo.name) == before
 
 
-def test_twine_with_a_wrong_token_fails(server: LiveServer, sample_dists: dict[str, BuiltDist]) -> None:
+def test_twine_with_a_wrong_token_fails(
+    server: LiveServer, sample_dists: dict[str, BuiltDist]
+) -> None:
     dist = sample_dists["reject"]
     result = server.twine(dist.wheel, token="bastion-not-a-real-token")
     assert result.returncode != 0, describe(result)
@@ -89,8 +91,16 @@ def test_twine_with_a_wrong_token_fails(server: LiveServer, sample_dists: dict[s
 def test_uv_publish(server: LiveServer, sample_dists: dict[str, BuiltDist]) -> None:
     dist = sample_dists["uv"]
     result = run(
-        [UV, "publish", "--no-config", "--publish-url", server.upload_url, "--token", server.token,
-         *map(str, dist.files)],
+        [
+            UV,
+            "publish",
+            "--no-config",
+            "--publish-url",
+            server.upload_url,
+            "--token",
+            server.token,
+            *map(str, dist.files),
+        ],
         env=client_environ(),
     )
     assert result.returncode == 0, describe(result)
@@ -102,8 +112,18 @@ def test_uv_publish(server: LiveServer, sample_dists: dict[str, BuiltDist]) -> N
 
     # Publishing the same files again with --check-url: uv finds them in the index and skips.
     again = run(
-        [UV, "publish", "--no-config", "--publish-url", server.upload_url, "--token", server.token,
-         "--check-url", server.simple_url, *map(str, dist.files)],
+        [
+            UV,
+            "publish",
+            "--no-config",
+            "--publish-url",
+            server.upload_url,
+            "--token",
+            server.token,
+            "--check-url",
+            server.simple_url,
+            *map(str, dist.files),
+        ],
         env=client_environ(),
     )
     assert again.returncode == 0, describe(again)
@@ -131,15 +151,19 @@ def _check_chain_installed(python: Path, uses_pip: bool) -> None:
         assert listed.returncode == 0, describe(listed)
         names = {entry["name"].lower() for entry in json.loads(listed.stdout)}
     else:
-        listed = run([UV, "pip", "list", "--no-config", "--python", str(python),
-                      "--format=json"], env=env)
+        listed = run(
+            [UV, "pip", "list", "--no-config", "--python", str(python), "--format=json"], env=env
+        )
         assert listed.returncode == 0, describe(listed)
         names = {entry["name"].lower() for entry in json.loads(listed.stdout)}
     assert {"e2e-top", "e2e-middle", "e2e-bottom"} <= names, names
     imported = run(
-        [str(python), "-c",
-         "import e2e_top, e2e_middle, e2e_bottom; "
-         "print(e2e_top.hello(), e2e_middle.hello(), e2e_bottom.hello())"],
+        [
+            str(python),
+            "-c",
+            "import e2e_top, e2e_middle, e2e_bottom; "
+            "print(e2e_top.hello(), e2e_middle.hello(), e2e_bottom.hello())",
+        ],
         env=env,
     )
     assert imported.returncode == 0, describe(imported)
@@ -151,8 +175,17 @@ def test_pip_install_resolves_the_chain(
 ) -> None:
     python = _fresh_venv(tmp_path / "venv", with_pip=True)
     result = run(
-        [str(python), "-m", "pip", "install", "--index-url", server.simple_url,
-         "--no-cache-dir", "--disable-pip-version-check", "e2e-top"],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--index-url",
+            server.simple_url,
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "e2e-top",
+        ],
         env=client_environ(),
         timeout=300,
     )
@@ -165,8 +198,18 @@ def test_uv_pip_install_resolves_the_chain(
 ) -> None:
     python = _fresh_venv(tmp_path / "venv", with_pip=False)
     result = run(
-        [UV, "pip", "install", "--no-config", "--python", str(python),
-         "--index-url", server.simple_url, "--no-cache", "e2e-top"],
+        [
+            UV,
+            "pip",
+            "install",
+            "--no-config",
+            "--python",
+            str(python),
+            "--index-url",
+            server.simple_url,
+            "--no-cache",
+            "e2e-top",
+        ],
         env=client_environ(),
         timeout=300,
     )

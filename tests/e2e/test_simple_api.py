@@ -145,12 +145,11 @@ def test_etags_and_conditional_requests(server: LiveServer, chain: dict[str, Bui
         assert first.status_code == 200
         etag = first.headers["ETag"]
         assert etag.startswith('"') and etag.endswith('"'), etag  # strong, not W/"..."
-        again = server.get(
-            "/simple/e2e-middle/", headers={"Accept": accept, "If-None-Match": etag}
-        )
+        again = server.get("/simple/e2e-middle/", headers={"Accept": accept, "If-None-Match": etag})
         assert again.status_code == 304
         assert again.content == b""
         assert again.headers["ETag"] == etag
+        assert "Accept" in again.headers.get("Vary", "")
         stale = server.get(
             "/simple/e2e-middle/", headers={"Accept": accept, "If-None-Match": '"stale"'}
         )
@@ -271,11 +270,17 @@ def test_pypi_json_api(server: LiveServer, chain: dict[str, BuiltDist]) -> None:
         assert {f["filename"]: f["digests"]["sha256"] for f in release["urls"]} == simple_hashes
         assert "releases" not in release
 
+    etag = response.headers["ETag"]
+    cached = server.get("/pypi/e2e-middle/1.0.0/json", headers={"If-None-Match": etag})
+    assert cached.status_code == 304
+
     assert server.get("/pypi/e2e-middle/9.9/json").status_code == 404
     assert server.get("/pypi/no-such-project-e2e/json").status_code == 404
     redirect = server.get("/pypi/E2E_Middle/json")
     assert redirect.status_code == 301
-    assert urljoin(redirect.url, redirect.headers["Location"]) == server.url("/pypi/e2e-middle/json")
+    assert urljoin(redirect.url, redirect.headers["Location"]) == server.url(
+        "/pypi/e2e-middle/json"
+    )
 
 
 def test_healthz(server: LiveServer) -> None:

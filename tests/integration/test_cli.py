@@ -27,8 +27,15 @@ def run(capsys, *argv: str, stdin: str | None = None, monkeypatch=None) -> tuple
 
 def test_user_create_prints_nothing_and_marks_email_verified(capsys, monkeypatch):
     code, out, err = run(
-        capsys, "user", "create", "alice", "--email", "alice@example.com", "--password-stdin",
-        stdin="correct horse battery staple\n", monkeypatch=monkeypatch,
+        capsys,
+        "user",
+        "create",
+        "alice",
+        "--email",
+        "alice@example.com",
+        "--password-stdin",
+        stdin="correct horse battery staple\n",
+        monkeypatch=monkeypatch,
     )
     assert (code, out, err) == (0, "", "")
     user = User.objects.get(username="alice")
@@ -47,8 +54,15 @@ def test_user_create_errors_are_one_line(capsys, monkeypatch):
     code, _, err = run(capsys, "user", "create", "dave", "--email", "not-an-address")
     assert code != 0 and "invalid e-mail" in err
     code, _, err = run(
-        capsys, "user", "create", "erin", "--email", "e@example.com", "--password-stdin",
-        stdin="123\n", monkeypatch=monkeypatch,
+        capsys,
+        "user",
+        "create",
+        "erin",
+        "--email",
+        "e@example.com",
+        "--password-stdin",
+        stdin="123\n",
+        monkeypatch=monkeypatch,
     )
     assert code != 0 and "password rejected" in err
     assert not User.objects.filter(username__in=["carol", "dave", "erin"]).exists()
@@ -62,8 +76,18 @@ def test_superuser_flag(capsys):
 def test_token_create_prints_only_the_token(capsys):
     run(capsys, "user", "create", "alice", "--email", "alice@example.com")
     code, out, err = run(
-        capsys, "token", "create", "alice", "--project", "Foo_Bar", "--project", "baz",
-        "--expires-in", "30d", "--name", "ci",
+        capsys,
+        "token",
+        "create",
+        "alice",
+        "--project",
+        "Foo_Bar",
+        "--project",
+        "baz",
+        "--expires-in",
+        "30d",
+        "--name",
+        "ci",
     )
     assert code == 0 and err == ""
     token = out.strip()
@@ -92,8 +116,13 @@ def test_token_create_errors(capsys):
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("30d", timedelta(days=30)), ("12h", timedelta(hours=12)), ("2w", timedelta(weeks=2)),
-     ("90m", timedelta(minutes=90)), ("45s", timedelta(seconds=45))],
+    [
+        ("30d", timedelta(days=30)),
+        ("12h", timedelta(hours=12)),
+        ("2w", timedelta(weeks=2)),
+        ("90m", timedelta(minutes=90)),
+        ("45s", timedelta(seconds=45)),
+    ],
 )
 def test_parse_duration(text, expected):
     assert parse_duration(text) == expected

@@ -25,7 +25,9 @@ def create_user(
     try:
         User.username_validator(username)
     except ValidationError as exc:
-        raise InvalidAccountData(f"invalid username {username!r}: {' '.join(exc.messages)}") from None
+        raise InvalidAccountData(
+            f"invalid username {username!r}: {' '.join(exc.messages)}"
+        ) from None
     if not username or len(username) > 150:
         raise InvalidAccountData("username must be 1 to 150 characters long")
     try:

@@ -103,9 +103,7 @@ def simple_detail_html(project: Project, files: Sequence[File]) -> bytes:
     return "\n".join(lines).encode()
 
 
-def simple_detail_json(
-    project: Project, files: Sequence[File], versions: Sequence[str]
-) -> bytes:
+def simple_detail_json(project: Project, files: Sequence[File], versions: Sequence[str]) -> bytes:
     entries = []
     for file in files:
         entry: dict[str, object] = {

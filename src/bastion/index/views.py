@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from django.db import connection
@@ -310,7 +311,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
         database = "unavailable"
     status = 200 if database == "ok" else 503
     return HttpResponse(
-        '{"status": "%s", "database": "%s"}' % ("ok" if status == 200 else "degraded", database),
+        json.dumps({"status": "ok" if status == 200 else "degraded", "database": database}),
         status=status,
         content_type="application/json",
         headers={"Cache-Control": "no-store"},

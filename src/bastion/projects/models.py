@@ -139,7 +139,9 @@ class RoleName(models.TextChoices):
 
 
 class Role(models.Model):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="roles")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="roles"
+    )
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="roles")
     role_name = models.CharField(max_length=16, choices=RoleName.choices)
     created = models.DateTimeField(default=timezone.now)

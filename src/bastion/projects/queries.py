@@ -37,7 +37,5 @@ def files_of(project: Project) -> list[File]:
     if project.status == ProjectStatus.QUARANTINED:
         return []
     return list(
-        File.objects.filter(project=project)
-        .select_related("release")
-        .order_by("upload_time", "id")
+        File.objects.filter(project=project).select_related("release").order_by("upload_time", "id")
     )

@@ -81,9 +81,7 @@ def create_token(
             created=now,
             expires=expires,
         )
-    secret = macaroons.mint(
-        key=key, identifier=str(token.id), location=_location(), caveats=issued
-    )
+    secret = macaroons.mint(key=key, identifier=str(token.id), location=_location(), caveats=issued)
     return token, secret
 
 

@@ -64,7 +64,9 @@ def action_of(query: dict[str, list[str]], fields: dict[str, list[str]]) -> str 
 
 def check_action(action: str | None) -> None:
     if action in GONE_ACTIONS:
-        raise UploadError(410, "upload.action-gone", f"The ':action' {action!r} is no longer supported.")
+        raise UploadError(
+            410, "upload.action-gone", f"The ':action' {action!r} is no longer supported."
+        )
     if action != ACTION_UPLOAD:
         raise bad_request(
             "upload.unknown-action",
@@ -79,7 +81,9 @@ def _single(fields: dict[str, list[str]], name: str) -> str | None:
     if not values:
         return None
     if len(values) > 1:
-        raise bad_request("upload.field-repeated", f"{name}: Send this field only once.", field=name)
+        raise bad_request(
+            "upload.field-repeated", f"{name}: Send this field only once.", field=name
+        )
     return values[0].replace("\x00", "\ufffd")
 
 
@@ -115,7 +119,9 @@ def parse_upload(body: ParsedBody) -> UploadRequest:
         raise bad_request("upload.field-is-file", f"{name}: Should not be a tuple.", field=name)
     protocol_version = _single(fields, "protocol_version") or "1"
     if protocol_version != "1":
-        raise bad_request("upload.protocol-version", "Unknown protocol version.", field="protocol_version")
+        raise bad_request(
+            "upload.protocol-version", "Unknown protocol version.", field="protocol_version"
+        )
     if _single(fields, "attestations") is not None:
         raise bad_request(
             "upload.attestations-unsupported",
@@ -137,12 +143,16 @@ def parse_upload(body: ParsedBody) -> UploadRequest:
     if filetype == "sdist":
         if pyversion not in (None, "source"):
             raise bad_request(
-                "upload.pyversion", "Use 'source' as Python version for an sdist.", field="pyversion"
+                "upload.pyversion",
+                "Use 'source' as Python version for an sdist.",
+                field="pyversion",
             )
         pyversion = "source"
     elif pyversion is None:
         raise bad_request(
-            "upload.field-missing", "pyversion: This field is required for wheels.", field="pyversion"
+            "upload.field-missing",
+            "pyversion: This field is required for wheels.",
+            field="pyversion",
         )
     digests = _digests(fields)
     content = body.content

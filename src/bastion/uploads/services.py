@@ -170,7 +170,9 @@ def upload_distribution(
     except StorageError as exc:
         log.error("storing %s failed: %s", dist.filename, exc)
         _forget_blob(store, key)
-        raise UploadError(503, "upload.storage-unavailable", "Storage is unavailable; retry later.")
+        raise UploadError(
+            503, "upload.storage-unavailable", "Storage is unavailable; retry later."
+        ) from None
     try:
         with transaction.atomic():
             outcome = _record(actor=actor, request=request, dist=dist, key=key, now=now)
@@ -202,7 +204,9 @@ def _record(
     projects_changed = project is None
     if project is None:
         serial = bump_serial(state, projects_changed=True)
-        project = create_project(actor=actor, name=dist.metadata.name, owner=actor.user, serial=serial)
+        project = create_project(
+            actor=actor, name=dist.metadata.name, owner=actor.user, serial=serial
+        )
     elif not can_upload(actor.user, project):
         raise forbidden(
             "project.forbidden",
@@ -226,10 +230,7 @@ def _record(
             requires_python=dist.requires_python or "",
             metadata=metadata.as_dict(),
         )
-    elif (
-        dist.packagetype == "sdist"
-        and release.files.filter(packagetype="sdist").exists()
-    ):
+    elif dist.packagetype == "sdist" and release.files.filter(packagetype="sdist").exists():
         raise bad_request("upload.second-sdist", "Only one sdist may be uploaded per release.")
 
     file = File.objects.create(

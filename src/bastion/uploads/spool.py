@@ -66,7 +66,15 @@ class _HashingSpoolHandler(FileUploadHandler):
         self._handle: Any = None
         self._active = False
 
-    def new_file(self, field_name: str, file_name: str, content_type: str, content_length: int | None, charset: str | None = None, content_type_extra: dict[str, str] | None = None) -> None:  # noqa: E501
+    def new_file(
+        self,
+        field_name: str,
+        file_name: str,
+        content_type: str,
+        content_length: int | None,
+        charset: str | None = None,
+        content_type_extra: dict[str, str] | None = None,
+    ) -> None:  # noqa: E501
         self._active = False
         if field_name != FILE_FIELD:
             if field_name not in IGNORED_FILE_FIELDS:
@@ -163,7 +171,9 @@ def read_body(request: HttpRequest, *, spool_dir: Path, max_size: int) -> Parsed
         ) from None
     except TooManyFieldsSent:
         handler.cleanup()
-        raise bad_request("upload.too-many-fields", "The upload has too many form fields.") from None
+        raise bad_request(
+            "upload.too-many-fields", "The upload has too many form fields."
+        ) from None
     except UploadError:
         handler.cleanup()
         raise
@@ -178,7 +188,9 @@ def read_body(request: HttpRequest, *, spool_dir: Path, max_size: int) -> Parsed
         )
     if handler.duplicate_content:
         handler.cleanup()
-        raise bad_request("upload.multiple-files", "Upload exactly one distribution file per request.")
+        raise bad_request(
+            "upload.multiple-files", "Upload exactly one distribution file per request."
+        )
     if handler._handle is not None:  # the body ended inside the file part
         handler.cleanup()
         raise bad_request("upload.malformed-body", "Malformed multipart body: truncated file part.")

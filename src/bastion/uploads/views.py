@@ -50,8 +50,7 @@ def error_response(request: HttpRequest, error: UploadError) -> HttpResponse:
                 "message": error.message,
                 "title": reason,
                 "errors": [
-                    {"code": p.code, "field": p.field, "message": p.message}
-                    for p in error.problems
+                    {"code": p.code, "field": p.field, "message": p.message} for p in error.problems
                 ],
             }
         )
@@ -88,7 +87,10 @@ def legacy_upload(request: HttpRequest) -> HttpResponse:
         except TokenError as exc:
             raise UploadError(403, exc.code, str(exc)) from None
         declared_length = request.META.get("CONTENT_LENGTH") or "0"
-        if declared_length.isdigit() and int(declared_length) > config.max_file_size + _BODY_OVERHEAD:
+        if (
+            declared_length.isdigit()
+            and int(declared_length) > config.max_file_size + _BODY_OVERHEAD
+        ):
             raise UploadError(
                 413,
                 "upload.file-too-large",

@@ -79,7 +79,9 @@ def test_json_page_for_pip(client, published):
     assert page["project-status"] == {"status": "active"}
     files = {f["filename"]: f for f in page["files"]}
     wheel = files[published["wheel"].name]
-    assert wheel["hashes"] == {"sha256": hashlib.sha256(published["wheel"].read_bytes()).hexdigest()}
+    assert wheel["hashes"] == {
+        "sha256": hashlib.sha256(published["wheel"].read_bytes()).hexdigest()
+    }
     assert wheel["requires-python"] == "<4,>=3.8"
     assert wheel["size"] == published["wheel"].stat().st_size
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", wheel["upload-time"])
@@ -117,7 +119,11 @@ def test_query_count_does_not_grow_with_files(client, alice, alice_token, tmp_pa
             assert client.get("/simple/demo/").status_code == 200
         return len(queries)
 
-    client.post("/legacy/", data=form_for(make_wheel(tmp_path, version="1.0")), HTTP_AUTHORIZATION=basic(alice_token))
+    client.post(
+        "/legacy/",
+        data=form_for(make_wheel(tmp_path, version="1.0")),
+        HTTP_AUTHORIZATION=basic(alice_token),
+    )
     few = count()
     for n in range(2, 8):
         client.post(

@@ -51,7 +51,9 @@ def form_for(path: Path, **overrides: object) -> dict[str, object]:
     return form
 
 
-def upload(client, path: Path | None, token: str | None, *, auth: str | None = None, accept=None, **fields):
+def upload(
+    client, path: Path | None, token: str | None, *, auth: str | None = None, accept=None, **fields
+):
     form = form_for(path, **fields) if path is not None else dict(fields)
     headers = {}
     if auth is not None:
@@ -88,7 +90,9 @@ def sdist(tmp_path):
     return make_sdist(tmp_path, name="demo", version="1.0")
 
 
-def test_wheel_upload_creates_project_release_file_and_owner_role(client, alice, alice_token, wheel):
+def test_wheel_upload_creates_project_release_file_and_owner_role(
+    client, alice, alice_token, wheel
+):
     response = upload(client, wheel, alice_token)
     assert response.status_code == 200, response.content
     project = Project.objects.get()
@@ -144,7 +148,9 @@ def test_bearer_token_is_accepted(client, alice, alice_token, wheel):
     assert response.status_code == 200
 
 
-def test_maintainer_of_existing_project_may_upload(client, alice, bob, alice_token, make_token, tmp_path):
+def test_maintainer_of_existing_project_may_upload(
+    client, alice, bob, alice_token, make_token, tmp_path
+):
     assert upload(client, make_wheel(tmp_path, version="1.0"), alice_token).status_code == 200
     Role.objects.create(user=bob, project=Project.objects.get(), role_name="Maintainer")
     response = upload(client, make_wheel(tmp_path, version="2.0"), make_token(bob))
@@ -182,7 +188,9 @@ def test_revoked_token_is_refused(client, alice, alice_token, wheel):
 
 
 def test_expired_token_is_refused(client, alice, make_token, wheel):
-    token = make_token(alice, expires_in=timedelta(hours=1), now=timezone.now() - timedelta(hours=2))
+    token = make_token(
+        alice, expires_in=timedelta(hours=1), now=timezone.now() - timedelta(hours=2)
+    )
     before = snapshot()
     response = upload(client, wheel, token)
     assert response.status_code == 403
@@ -234,14 +242,26 @@ def test_archived_project_refuses_uploads(client, alice, alice_token, tmp_path):
 @pytest.mark.parametrize(
     ("fields", "status", "code", "reason"),
     [
-        ({"sha256_digest": "0" * 64}, 400, "upload.digest-mismatch",
-         "The digest supplied does not match a digest calculated from the uploaded file."),
+        (
+            {"sha256_digest": "0" * 64},
+            400,
+            "upload.digest-mismatch",
+            "The digest supplied does not match a digest calculated from the uploaded file.",
+        ),
         ({"blake2_256_digest": "F" * 64}, 400, "upload.digest-mismatch", None),
         ({"md5_digest": "0" * 32}, 400, "upload.digest-mismatch", None),
-        ({"sha256_digest": None, "blake2_256_digest": None}, 400, "upload.digest-missing",
-         "Include at least one message digest."),
-        ({"sha256_digest": "xyz"}, 400, "upload.digest-invalid",
-         "sha256_digest: Use a valid, hex-encoded digest."),
+        (
+            {"sha256_digest": None, "blake2_256_digest": None},
+            400,
+            "upload.digest-missing",
+            "Include at least one message digest.",
+        ),
+        (
+            {"sha256_digest": "xyz"},
+            400,
+            "upload.digest-invalid",
+            "sha256_digest: Use a valid, hex-encoded digest.",
+        ),
         ({"name": None}, 400, "upload.field-missing", "name: This field is required."),
         ({"version": None}, 400, "upload.field-missing", "version: This field is required."),
         ({"filetype": None}, 400, "upload.field-missing", "filetype: This field is required."),
@@ -314,7 +334,12 @@ def test_metadata_name_must_match_the_filename(client, alice, alice_token, tmp_p
 
 
 def test_json_error_body_for_uv(client, alice, wheel):
-    response = upload(client, wheel, "bastion-nonsense", accept="application/json;q=0.9, text/plain;q=0.8, text/html;q=0.7")
+    response = upload(
+        client,
+        wheel,
+        "bastion-nonsense",
+        accept="application/json;q=0.9, text/plain;q=0.8, text/html;q=0.7",
+    )
     assert response.status_code == 403
     body = json.loads(response.content)
     assert set(body) >= {"code", "message"}
@@ -365,9 +390,13 @@ def test_filename_with_a_path_is_refused(client, alice, alice_token, wheel):
     body = encode_multipart(BOUNDARY, form).decode()
     data = wheel.read_bytes()
     part = (
-        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"content\"; "
-        f"filename=\"../{wheel.name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-    ).encode() + data + b"\r\n"
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="content"; '
+            f'filename="../{wheel.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
+        + data
+        + b"\r\n"
+    )
     raw = body.rsplit(f"--{BOUNDARY}--", 1)[0].encode() + part + f"--{BOUNDARY}--\r\n".encode()
     before = snapshot()
     response = _raw_post(client, raw, alice_token, MULTIPART_CONTENT)
@@ -383,7 +412,11 @@ def test_truncated_multipart_body_is_refused(client, alice, alice_token, wheel):
     before = snapshot()
     response = _raw_post(client, truncated, alice_token, MULTIPART_CONTENT)
     assert response.status_code == 400
-    assert response["X-Bastion-Error"] in {"upload.malformed-body", "upload.field-missing", "upload.no-file"}
+    assert response["X-Bastion-Error"] in {
+        "upload.malformed-body",
+        "upload.field-missing",
+        "upload.no-file",
+    }
     assert_unchanged(before)
 
 

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,131 +15,247 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='FilenameRecord',
+            name="FilenameRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('filename', models.CharField(max_length=255, unique=True)),
-                ('project_name', models.CharField(max_length=200)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("filename", models.CharField(max_length=255, unique=True)),
+                ("project_name", models.CharField(max_length=200)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'db_table': 'projects_filename_record',
+                "db_table": "projects_filename_record",
             },
         ),
         migrations.CreateModel(
-            name='IndexState',
+            name="IndexState",
             fields=[
-                ('id', models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False)),
-                ('serial', models.BigIntegerField(default=0)),
-                ('projects_serial', models.BigIntegerField(default=0)),
+                (
+                    "id",
+                    models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False),
+                ),
+                ("serial", models.BigIntegerField(default=0)),
+                ("projects_serial", models.BigIntegerField(default=0)),
             ],
             options={
-                'db_table': 'projects_index_state',
+                "db_table": "projects_index_state",
             },
         ),
         migrations.CreateModel(
-            name='Project',
+            name="Project",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('normalized_name', models.CharField(max_length=200, unique=True)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('status', models.CharField(choices=[('active', 'Active'), ('archived', 'Archived'), ('quarantined', 'Quarantined'), ('deprecated', 'Deprecated')], default='active', max_length=16)),
-                ('status_reason', models.TextField(blank=True, default='')),
-                ('serial', models.BigIntegerField(db_index=True, default=0)),
-                ('total_size', models.BigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("normalized_name", models.CharField(max_length=200, unique=True)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("archived", "Archived"),
+                            ("quarantined", "Quarantined"),
+                            ("deprecated", "Deprecated"),
+                        ],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("status_reason", models.TextField(blank=True, default="")),
+                ("serial", models.BigIntegerField(db_index=True, default=0)),
+                ("total_size", models.BigIntegerField(default=0)),
             ],
             options={
-                'db_table': 'projects_project',
+                "db_table": "projects_project",
             },
         ),
         migrations.CreateModel(
-            name='Release',
+            name="Release",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.CharField(max_length=100)),
-                ('canonical_version', models.CharField(max_length=100)),
-                ('is_prerelease', models.BooleanField(default=False)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('summary', models.CharField(blank=True, default='', max_length=512)),
-                ('requires_python', models.CharField(blank=True, default='', max_length=200)),
-                ('yanked', models.BooleanField(default=False)),
-                ('yanked_reason', models.TextField(blank=True, default='')),
-                ('metadata', models.JSONField(default=dict)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='releases', to='projects.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.CharField(max_length=100)),
+                ("canonical_version", models.CharField(max_length=100)),
+                ("is_prerelease", models.BooleanField(default=False)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("summary", models.CharField(blank=True, default="", max_length=512)),
+                ("requires_python", models.CharField(blank=True, default="", max_length=200)),
+                ("yanked", models.BooleanField(default=False)),
+                ("yanked_reason", models.TextField(blank=True, default="")),
+                ("metadata", models.JSONField(default=dict)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="releases",
+                        to="projects.project",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'projects_release',
+                "db_table": "projects_release",
             },
         ),
         migrations.CreateModel(
-            name='File',
+            name="File",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('filename', models.CharField(max_length=255, unique=True)),
-                ('packagetype', models.CharField(choices=[('sdist', 'Sdist'), ('bdist_wheel', 'Wheel')], max_length=16)),
-                ('python_version', models.CharField(max_length=100)),
-                ('size', models.BigIntegerField()),
-                ('sha256', models.CharField(db_index=True, max_length=64)),
-                ('blake2_256', models.CharField(max_length=64, unique=True)),
-                ('md5', models.CharField(max_length=32)),
-                ('upload_time', models.DateTimeField(default=django.utils.timezone.now)),
-                ('requires_python', models.CharField(blank=True, default='', max_length=200)),
-                ('metadata_sha256', models.CharField(blank=True, default='', max_length=64)),
-                ('yanked', models.BooleanField(default=False)),
-                ('yanked_reason', models.TextField(blank=True, default='')),
-                ('comment_text', models.TextField(blank=True, default='')),
-                ('storage_key', models.CharField(max_length=400, unique=True)),
-                ('uploaded_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='files', to='projects.project')),
-                ('release', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='files', to='projects.release')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("filename", models.CharField(max_length=255, unique=True)),
+                (
+                    "packagetype",
+                    models.CharField(
+                        choices=[("sdist", "Sdist"), ("bdist_wheel", "Wheel")], max_length=16
+                    ),
+                ),
+                ("python_version", models.CharField(max_length=100)),
+                ("size", models.BigIntegerField()),
+                ("sha256", models.CharField(db_index=True, max_length=64)),
+                ("blake2_256", models.CharField(max_length=64, unique=True)),
+                ("md5", models.CharField(max_length=32)),
+                ("upload_time", models.DateTimeField(default=django.utils.timezone.now)),
+                ("requires_python", models.CharField(blank=True, default="", max_length=200)),
+                ("metadata_sha256", models.CharField(blank=True, default="", max_length=64)),
+                ("yanked", models.BooleanField(default=False)),
+                ("yanked_reason", models.TextField(blank=True, default="")),
+                ("comment_text", models.TextField(blank=True, default="")),
+                ("storage_key", models.CharField(max_length=400, unique=True)),
+                (
+                    "uploaded_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="files",
+                        to="projects.project",
+                    ),
+                ),
+                (
+                    "release",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="files",
+                        to="projects.release",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'projects_file',
+                "db_table": "projects_file",
             },
         ),
         migrations.CreateModel(
-            name='RenderedPage',
+            name="RenderedPage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=32)),
-                ('serial', models.BigIntegerField()),
-                ('etag', models.CharField(max_length=80)),
-                ('content_type', models.CharField(max_length=100)),
-                ('body', models.BinaryField()),
-                ('project', models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='rendered_pages', to='projects.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("kind", models.CharField(max_length=32)),
+                ("serial", models.BigIntegerField()),
+                ("etag", models.CharField(max_length=80)),
+                ("content_type", models.CharField(max_length=100)),
+                ("body", models.BinaryField()),
+                (
+                    "project",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="rendered_pages",
+                        to="projects.project",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'projects_rendered_page',
+                "db_table": "projects_rendered_page",
             },
         ),
         migrations.CreateModel(
-            name='Role',
+            name="Role",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role_name', models.CharField(choices=[('Owner', 'Owner'), ('Maintainer', 'Maintainer')], max_length=16)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='roles', to='projects.project')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='roles', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role_name",
+                    models.CharField(
+                        choices=[("Owner", "Owner"), ("Maintainer", "Maintainer")], max_length=16
+                    ),
+                ),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="roles",
+                        to="projects.project",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="roles",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'db_table': 'projects_role',
+                "db_table": "projects_role",
             },
         ),
         migrations.AddConstraint(
-            model_name='release',
-            constraint=models.UniqueConstraint(fields=('project', 'canonical_version'), name='release_unique_canonical_version'),
+            model_name="release",
+            constraint=models.UniqueConstraint(
+                fields=("project", "canonical_version"), name="release_unique_canonical_version"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='renderedpage',
-            constraint=models.UniqueConstraint(fields=('project', 'kind'), name='page_unique_project_kind'),
+            model_name="renderedpage",
+            constraint=models.UniqueConstraint(
+                fields=("project", "kind"), name="page_unique_project_kind"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='renderedpage',
-            constraint=models.UniqueConstraint(condition=models.Q(('project__isnull', True)), fields=('kind',), name='page_unique_global_kind'),
+            model_name="renderedpage",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("project__isnull", True)),
+                fields=("kind",),
+                name="page_unique_global_kind",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='role',
-            constraint=models.UniqueConstraint(fields=('user', 'project'), name='role_unique_user_project'),
+            model_name="role",
+            constraint=models.UniqueConstraint(
+                fields=("user", "project"), name="role_unique_user_project"
+            ),
         ),
     ]
