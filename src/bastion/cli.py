@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 EXIT_OK = 0
@@ -176,6 +176,61 @@ def cmd_check_dist(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _parse_since(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CommandError(
+            f"invalid --since {text!r}: use ISO 8601, e.g. 2026-01-31T00:00:00Z"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    _setup_django()
+    from bastion.audit.queries import verify_chain
+
+    count, fault = verify_chain()
+    if fault is not None:
+        print(
+            f"bastion: audit trail broken at {fault} ({count} events verified before it)",
+            file=sys.stderr,
+        )
+        return EXIT_REJECTED
+    print(f"audit trail intact: {count} events")
+    return EXIT_OK
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    since = _parse_since(args.since) if args.since else None
+    _setup_django()
+    import json
+
+    from bastion.audit.queries import export_records
+
+    out = sys.stdout
+    for record in export_records(since):
+        out.write(json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+        out.write("\n")
+    out.flush()
+    return EXIT_OK
+
+
+def cmd_audit_retention(args: argparse.Namespace) -> int:
+    _setup_django()
+    from django.conf import settings
+    from django.utils import timezone
+
+    from bastion.audit.services import truncate_old_addresses
+
+    days = settings.BASTION.ip_retention_days
+    changed = truncate_old_addresses(older_than=timedelta(days=days), now=timezone.now())
+    print(f"forgot the full IP address of {changed} event(s) older than {days} days")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bastion", description="A self-hosted Python package index."
@@ -217,6 +272,19 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--name")
     check.add_argument("--version")
     check.set_defaults(handler=cmd_check_dist)
+
+    audit = commands.add_parser("audit", help="the audit trail").add_subparsers(
+        dest="audit_command", required=True, metavar="ACTION"
+    )
+    verify = audit.add_parser("verify", help="re-compute the hash chain; exit 1 if it is broken")
+    verify.set_defaults(handler=cmd_audit_verify)
+    export = audit.add_parser("export", help="write events as JSON lines (see docs/audit.md)")
+    export.add_argument("--since", metavar="ISO8601")
+    export.set_defaults(handler=cmd_audit_export)
+    retention = audit.add_parser(
+        "retention", help="truncate IP addresses older than BASTION_IP_RETENTION_DAYS (cron it)"
+    )
+    retention.set_defaults(handler=cmd_audit_retention)
     return parser
 
 

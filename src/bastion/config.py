@@ -27,6 +27,7 @@ _KEYS = (
     "max_file_size",
     "max_project_size",
     "allow_local_versions",
+    "ip_retention_days",
     "debug",
 )
 
@@ -47,6 +48,7 @@ class Config:
     max_file_size: int = 100 * 1024 * 1024
     max_project_size: int = 10 * 1024 * 1024 * 1024
     allow_local_versions: bool = False
+    ip_retention_days: int = 90
     debug: bool = False
     secret_key_generated: bool = field(default=False, compare=False)
 
@@ -107,6 +109,18 @@ def _as_size(name: str, value: object) -> int:
     if number <= 0:
         raise ConfigError(f"BASTION_{name.upper()} must be positive")
     return number * factor
+
+
+def _as_days(value: object) -> int:
+    try:
+        days = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(
+            f"BASTION_IP_RETENTION_DAYS must be a number of days, not {value!r}"
+        ) from None
+    if days < 1:
+        raise ConfigError("BASTION_IP_RETENTION_DAYS must be at least 1")
+    return days
 
 
 def _secret_key(data_dir: Path, configured: str | None, embedded: bool) -> tuple[str, bool]:
@@ -176,6 +190,7 @@ def load_config(environ: dict[str, str] | None = None) -> Config:
         allow_local_versions=_as_bool(
             "allow_local_versions", settings.get("allow_local_versions", False)
         ),
+        ip_retention_days=_as_days(settings.get("ip_retention_days", 90)),
         debug=_as_bool("debug", settings.get("debug", False)),
         secret_key_generated=generated,
     )

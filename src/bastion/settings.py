@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "bastion.tokens",
     "bastion.uploads",
     "bastion.index",
+    "bastion.audit",
 ]
 
 MIDDLEWARE = [

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from bastion.accounts.errors import InvalidAccountData, UserExists
 from bastion.accounts.models import User
 from bastion.actors import Actor
+from bastion.audit.services import record
 
 
 def create_user(
@@ -56,7 +57,14 @@ def create_user(
         if User.objects.filter(email__iexact=email).exists():
             raise UserExists(f"the e-mail address {email!r} is already in use")
         try:
-            user.save()
+            with transaction.atomic():
+                user.save()
         except IntegrityError:
             raise UserExists(f"a user named {username!r} already exists") from None
+        record(
+            "account.created",
+            actor=actor,
+            subject_user=user,
+            payload={"email": email, "superuser": superuser, "email_verified": email_verified},
+        )
     return user

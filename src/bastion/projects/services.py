@@ -6,10 +6,14 @@ needed for atomicity (the upload service composes them in one transaction).
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from django.db import transaction
 from django.db.models import F
 
 from bastion.accounts.models import User
 from bastion.actors import Actor
+from bastion.audit.services import record
 from bastion.core.names import is_valid_name, normalize_name
 from bastion.projects.errors import InvalidProjectName
 from bastion.projects.models import IndexState, Project, Role, RoleName
@@ -35,22 +39,41 @@ def bump_serial(state: IndexState, *, projects_changed: bool = False) -> int:
     return state.serial
 
 
-def create_project(*, actor: Actor, name: str, owner: User, serial: int) -> Project:
+def create_project(*, actor: Actor, name: str, owner: User, serial: int, now: datetime) -> Project:
     """Create a project with ``owner`` as its Owner (inside the caller's transaction)."""
     if not is_valid_name(name):
         raise InvalidProjectName(
             f"The name {name!r} is invalid: a project name must start and end with a letter or "
             "digit and contain only letters, digits, '.', '_' and '-'.",
         )
-    project = Project.objects.create(name=name, normalized_name=normalize_name(name), serial=serial)
-    Role.objects.create(user=owner, project=project, role_name=RoleName.OWNER)
+    project = Project.objects.create(
+        name=name, normalized_name=normalize_name(name), serial=serial, created=now
+    )
+    Role.objects.create(user=owner, project=project, role_name=RoleName.OWNER, created=now)
+    record("project.created", actor=actor, project=project, payload={"name": name}, now=now)
+    record(
+        "project.role.added",
+        actor=actor,
+        subject_user=owner,
+        project=project,
+        payload={"role": RoleName.OWNER, "user": owner.username},
+        now=now,
+    )
     return project
 
 
 def add_role(*, actor: Actor, project: Project, user: User, role_name: str) -> Role:
     if role_name not in RoleName.values:
         raise ValueError(f"unknown role {role_name!r}")
-    role, _ = Role.objects.update_or_create(
-        project=project, user=user, defaults={"role_name": role_name}
-    )
+    with transaction.atomic():
+        role, created = Role.objects.update_or_create(
+            project=project, user=user, defaults={"role_name": role_name}
+        )
+        record(
+            "project.role.added" if created else "project.role.changed",
+            actor=actor,
+            subject_user=user,
+            project=project,
+            payload={"role": role_name, "user": user.username},
+        )
     return role

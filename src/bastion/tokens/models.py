@@ -26,6 +26,8 @@ class ApiToken(models.Model):
     created = models.DateTimeField(default=timezone.now)
     expires = models.DateTimeField(null=True, blank=True)
     last_used = models.DateTimeField(null=True, blank=True)
+    # keyed hashes of the addresses the token was used from (for "used from a new address")
+    seen_addresses = models.JSONField(default=list, blank=True)
 
     class Meta:
         db_table = "tokens_api_token"

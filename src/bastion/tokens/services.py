@@ -8,6 +8,8 @@ still needs a role on any existing project).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -19,7 +21,9 @@ from django.db import transaction
 
 from bastion.accounts.models import User
 from bastion.actors import Actor
+from bastion.audit.services import record
 from bastion.core.names import is_valid_name, normalize_name
+from bastion.projects.models import Project
 from bastion.security import caveats as caveat_codec
 from bastion.security import macaroons
 from bastion.security.errors import TokenFormatError, TokenInvalid
@@ -27,6 +31,7 @@ from bastion.tokens.errors import InvalidTokenRequest, TokenNameInUse
 from bastion.tokens.models import ApiToken
 
 MAX_NAME_LENGTH = 100
+MAX_SEEN_ADDRESSES = 50
 
 
 def _location() -> str:
@@ -81,6 +86,23 @@ def create_token(
             created=now,
             expires=expires,
         )
+        details = {
+            "token_id": str(token.id),
+            "name": name,
+            "scope": normalized or "user",
+            "expires": expires.isoformat() if expires else None,
+        }
+        record("token.created", actor=actor, subject_user=user, payload=details, now=now)
+        for project_name in normalized:
+            record(
+                "project.token.created",
+                actor=actor,
+                subject_user=user,
+                project=Project.objects.filter(normalized_name=project_name).first(),
+                project_name=project_name,
+                payload=details,
+                now=now,
+            )
     secret = macaroons.mint(key=key, identifier=str(token.id), location=_location(), caveats=issued)
     return token, secret
 
@@ -125,10 +147,39 @@ def check_token(
     macaroons.verify(raw, key=bytes(token.key), context=context, stored_caveats=stored)
 
 
-def record_use(token: ApiToken, *, now: datetime) -> None:
-    """Best-effort last-used time; never blocks an upload on a contended row."""
-    ApiToken.objects.filter(pk=token.pk).update(last_used=now)
+def record_use(token: ApiToken, *, actor: Actor, now: datetime) -> None:
+    """Last-used time, and an event the first time the token is used from an address.
+
+    Runs inside the transaction of the change the token was used for. Addresses are kept only
+    as keyed hashes (HMAC with the secret key), at most ``MAX_SEEN_ADDRESSES`` of them.
+    """
+    updates: dict[str, object] = {"last_used": now}
+    if actor.ip_address:
+        digest = hmac.new(
+            settings.SECRET_KEY.encode(), actor.ip_address.encode(), hashlib.sha256
+        ).hexdigest()[:32]
+        seen = list(token.seen_addresses or [])
+        if digest not in seen:
+            record(
+                "token.used-from-new-address",
+                actor=actor,
+                subject_user=token.user,
+                payload={"token_id": str(token.pk), "name": token.name},
+                now=now,
+            )
+            seen = (seen + [digest])[-MAX_SEEN_ADDRESSES:]
+            updates["seen_addresses"] = seen
+            token.seen_addresses = seen
+    ApiToken.objects.filter(pk=token.pk).update(**updates)
 
 
-def revoke_token(*, actor: Actor, token: ApiToken) -> None:
-    ApiToken.objects.filter(pk=token.pk).delete()
+def revoke_token(*, actor: Actor, token: ApiToken, now: datetime) -> None:
+    with transaction.atomic():
+        ApiToken.objects.filter(pk=token.pk).delete()
+        record(
+            "token.revoked",
+            actor=actor,
+            subject_user=token.user,
+            payload={"token_id": str(token.pk), "name": token.name},
+            now=now,
+        )

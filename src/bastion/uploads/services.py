@@ -17,6 +17,7 @@ from django.db import transaction
 from packaging.version import Version
 
 from bastion.actors import Actor
+from bastion.audit.services import record
 from bastion.core.dists import DistributionRejected, ValidatedDistribution, validate_distribution
 from bastion.core.names import is_valid_name, normalize_name
 from bastion.projects.models import File, FilenameRecord, Project, ProjectStatus, Release
@@ -157,7 +158,8 @@ def upload_distribution(
     check_digests(request)
     existing = _duplicate(request)
     if existing is not None:
-        token_services.record_use(token, now=now)
+        with transaction.atomic():
+            token_services.record_use(token, actor=actor, now=now)
         return UploadOutcome(file=existing, created=False)
     _check_project_size(project, request.content.size)
     dist = _validate(request)
@@ -176,11 +178,11 @@ def upload_distribution(
     try:
         with transaction.atomic():
             outcome = _record(actor=actor, request=request, dist=dist, key=key, now=now)
+            token_services.record_use(token, actor=actor, now=now)
     except BaseException:
         if not File.objects.filter(storage_key=key).exists():
             _forget_blob(store, key)
         raise
-    token_services.record_use(token, now=now)
     return outcome
 
 
@@ -205,7 +207,7 @@ def _record(
     if project is None:
         serial = bump_serial(state, projects_changed=True)
         project = create_project(
-            actor=actor, name=dist.metadata.name, owner=actor.user, serial=serial
+            actor=actor, name=dist.metadata.name, owner=actor.user, serial=serial, now=now
         )
     elif not can_upload(actor.user, project):
         raise forbidden(
@@ -230,6 +232,13 @@ def _record(
             requires_python=dist.requires_python or "",
             metadata=metadata.as_dict(),
         )
+        record(
+            "release.created",
+            actor=actor,
+            project=project,
+            payload={"version": release.version, "canonical_version": release.canonical_version},
+            now=now,
+        )
     elif dist.packagetype == "sdist" and release.files.filter(packagetype="sdist").exists():
         raise bad_request("upload.second-sdist", "Only one sdist may be uploaded per release.")
 
@@ -251,6 +260,20 @@ def _record(
         uploaded_by=actor.user,
     )
     FilenameRecord.objects.create(filename=dist.filename, project_name=project.normalized_name)
+    record(
+        "file.uploaded",
+        actor=actor,
+        project=project,
+        payload={
+            "filename": file.filename,
+            "version": release.version,
+            "packagetype": file.packagetype,
+            "size": file.size,
+            "sha256": file.sha256,
+            "blake2_256": file.blake2_256,
+        },
+        now=now,
+    )
     serial = bump_serial(state, projects_changed=False) if not projects_changed else state.serial
     Project.objects.filter(pk=project.pk).update(
         serial=serial, total_size=project.total_size + dist.size

@@ -11,9 +11,12 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from bastion.actors import Actor
+from bastion.audit.services import record_now
+from bastion.core.names import normalize_name
 from bastion.security.errors import TokenError
 from bastion.storage import blob_store
 from bastion.tokens import services as token_services
+from bastion.tokens.models import ApiToken
 from bastion.uploads import protocol
 from bastion.uploads.errors import UploadError
 from bastion.uploads.services import upload_distribution
@@ -69,6 +72,39 @@ def error_response(request: HttpRequest, error: UploadError) -> HttpResponse:
     return response
 
 
+def _record_refusal(
+    request: HttpRequest, error: UploadError, token: ApiToken, body: object
+) -> None:
+    """Refused uploads by an identified token leave an audit event (nothing else)."""
+    fields = getattr(body, "fields", {}) or {}
+    content = getattr(body, "content", None)
+    name = (fields.get("name") or [""])[-1][:200]
+    actor = Actor(
+        user=token.user,
+        token=token,
+        ip_address=_client_ip(request),
+        user_agent=request.headers.get("User-Agent", "")[:500],
+        via="token",
+    )
+    kind = "token.refused" if error.code.startswith("token.") else "upload.rejected"
+    try:
+        record_now(
+            kind,
+            actor=actor,
+            subject_user=token.user,
+            project_name=normalize_name(name) if name else "",
+            payload={
+                "status": error.status,
+                "code": error.code,
+                "reason": error.message[:500],
+                "filename": (getattr(content, "filename", "") or "")[:255],
+                "problems": [p.code for p in error.problems][:50],
+            },
+        )
+    except Exception:  # noqa: BLE001 - the refusal itself must still reach the client
+        log.exception("could not record a refused upload")
+
+
 @csrf_exempt
 def legacy_upload(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
@@ -80,6 +116,7 @@ def legacy_upload(request: HttpRequest) -> HttpResponse:
         )
     config = settings.BASTION
     body = None
+    token = None
     try:
         raw_token = protocol.token_from_authorization(request.headers.get("Authorization"))
         try:
@@ -118,6 +155,8 @@ def legacy_upload(request: HttpRequest) -> HttpResponse:
     except UploadError as error:
         if error.status >= 500:
             log.error("upload failed: %s", error.message)
+        if token is not None:
+            _record_refusal(request, error, token, body)
         return error_response(request, error)
     finally:
         if body is not None:

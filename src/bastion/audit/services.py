@@ -1,0 +1,123 @@
+"""Recording security events: always inside the transaction of the change they describe.
+
+``record`` appends one event to the hash chain. It locks the chain head row, so concurrent
+writers (several workers, several nodes on PostgreSQL) append one after another and the chain
+never forks; on SQLite every write transaction is already exclusive (IMMEDIATE).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from bastion.actors import Actor
+from bastion.audit import chain
+from bastion.audit.models import ChainHead, Event
+
+
+def _credential(actor: Actor) -> str:
+    if actor.token is not None:
+        return "token"
+    if actor.via == "cli":
+        return "cli"
+    if actor.user is not None:
+        return "session"
+    return "anonymous"
+
+
+def to_record(event: Event) -> dict[str, Any]:
+    """The hashed content of an event (see ``chain`` and docs/audit.md)."""
+    return {
+        "seq": event.seq,
+        "kind": event.kind,
+        "created": chain.timestamp(event.created),
+        "actor": {
+            "user_id": event.actor_user_id,
+            "username": event.actor_username,
+            "credential": event.credential,
+            "token_id": event.token_id,
+            "token_name": event.token_name,
+        },
+        "context": {
+            "ip": event.ip_coarse,
+            "ip_commitment": event.ip_commitment,
+            "user_agent": event.user_agent,
+        },
+        "subject": {
+            "user_id": event.subject_user_id,
+            "username": event.subject_username,
+            "project_id": event.project_id,
+            "project": event.project_name,
+        },
+        "payload": event.payload,
+        "prev": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+def record(
+    kind: str,
+    *,
+    actor: Actor,
+    subject_user: Any = None,
+    project: Any = None,
+    project_name: str | None = None,
+    payload: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Event:
+    """Append an event; must run inside the transaction of the change it records."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit events are written inside the transaction of their change")
+    head, _ = ChainHead.objects.select_for_update().get_or_create(pk=1)
+    created = now or timezone.now()
+    address = actor.ip_address or ""
+    salt = secrets.token_hex(16) if address else ""
+    event = Event(
+        seq=head.seq + 1,
+        kind=kind,
+        created=created,
+        actor_user_id=actor.user.pk if actor.user is not None else None,
+        actor_username=actor.user.username if actor.user is not None else "",
+        credential=_credential(actor),
+        token_id=str(actor.token.pk) if actor.token is not None else "",
+        token_name=actor.token.name if actor.token is not None else "",
+        ip_address=address,
+        ip_salt=salt,
+        ip_coarse=chain.coarse_ip(address) or "",
+        ip_commitment=chain.ip_commitment(address, salt) if address else "",
+        user_agent=(actor.user_agent or "")[:500],
+        subject_user_id=subject_user.pk if subject_user is not None else None,
+        subject_username=subject_user.username if subject_user is not None else "",
+        project_id=project.pk if project is not None else None,
+        project_name=(project.normalized_name if project is not None else project_name or ""),
+        payload=dict(payload or {}),
+        prev_hash=head.hash,
+    )
+    event.hash = chain.event_hash(to_record(event))
+    event.save()
+    ChainHead.objects.filter(pk=1).update(seq=event.seq, hash=event.hash)
+    return event
+
+
+def record_now(kind: str, **kwargs: Any) -> Event:
+    """Record an event in a transaction of its own (for refusals, whose change rolled back)."""
+    with transaction.atomic():
+        return record(kind, **kwargs)
+
+
+def truncate_old_addresses(*, older_than: timedelta, now: datetime) -> int:
+    """The retention job: forget full IP addresses (and their salts) of old events.
+
+    The chain hashes only the coarse address and a commitment, so it stays valid.
+    """
+    cutoff = now - older_than
+    return (
+        Event.objects.filter(created__lt=cutoff)
+        .exclude(ip_address="")
+        .update(ip_address="", ip_salt="")
+    )
