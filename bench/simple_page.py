@@ -39,7 +39,6 @@ import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tarfile
@@ -159,8 +158,9 @@ def write_sdist(outdir: Path, name: str, version: str) -> Path:
             info.size, info.mtime, info.mode = len(data), TAR_MTIME, 0o644
             archive.addfile(info, io.BytesIO(data))
     path = outdir / f"{base}.tar.gz"
-    with open(path, "wb") as handle, gzip.GzipFile(fileobj=handle, mode="wb", mtime=TAR_MTIME) as gz:
-        gz.write(raw.getvalue())
+    with open(path, "wb") as handle:
+        with gzip.GzipFile(fileobj=handle, mode="wb", mtime=TAR_MTIME) as gz:
+            gz.write(raw.getvalue())
     return path
 
 
@@ -354,7 +354,9 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise SystemExit(f"bastion serve exited with {self.proc.returncode}:\n{self.log_tail()}")
+                raise SystemExit(
+                    f"bastion serve exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
             try:
                 if requests.get(self.base + "healthz", timeout=5).status_code == 200:
                     time.sleep(0.5)  # let every worker finish booting
@@ -363,7 +365,9 @@ class Server:
             except requests.RequestException:
                 pass
             time.sleep(0.25)
-        raise SystemExit(f"bastion serve did not answer /healthz in {timeout:.0f}s:\n{self.log_tail()}")
+        raise SystemExit(
+            f"bastion serve did not answer /healthz in {timeout:.0f}s:\n{self.log_tail()}"
+        )
 
     def tree(self) -> list[int]:
         if self.proc is None:
@@ -567,7 +571,9 @@ def measure(args: argparse.Namespace) -> int:
             headers = {"Accept": accept} if accept else {}
             response = probe(url, headers)
             if response.status_code != 200:
-                raise SystemExit(f"GET {url} ({kind}): HTTP {response.status_code}\n{response.text[:2000]}")
+                raise SystemExit(
+                    f"GET {url} ({kind}): HTTP {response.status_code}\n{response.text[:2000]}"
+                )
             if kind == "json":
                 if not response.headers.get("Content-Type", "").startswith(PEP691):
                     raise SystemExit(f"JSON not negotiated: {response.headers.get('Content-Type')}")
@@ -605,7 +611,8 @@ def measure(args: argparse.Namespace) -> int:
                        "expected_status": expected, "status_after": after,
                        "body_bytes": 0 if expected == 304 else common[f"{kind}_bytes"],
                        "server_cpu_s": round(cpu, 2),
-                       "server_cpu_ms_per_req": round(1000 * cpu / requests_done, 3) if requests_done else None,
+                       "server_cpu_ms_per_req":
+                           round(1000 * cpu / requests_done, 3) if requests_done else None,
                        **res}
                 if "statuses" in row:  # python loader: every status is known
                     row["unexpected"] = int(row["socket_errors"]) + sum(
@@ -639,15 +646,18 @@ def measure(args: argparse.Namespace) -> int:
           f"`--workers {args.workers}`, {args.duration}s per run, loader {loader}; "
           f"upload of {common['upload']['files']} files: {common['upload']['seconds']} s "
           f"({common['upload']['files_per_s']} files/s, {args.upload_threads} threads)\n")
-    print("| representation | conc | req/s | p50 ms | p99 ms | body bytes | server CPU ms/req | errors |")
+    print("| representation | conc | req/s | p50 ms | p99 ms | body bytes | "
+          "server CPU ms/req | errors |")
     print("|---|---|---|---|---|---|---|---|")
+
+    def num(row: dict[str, object], key: str, nd: int) -> str:
+        value = row.get(key)
+        return "–" if value is None else f"{float(value):,.{nd}f}"  # type: ignore[arg-type]
+
     for row in rows:
-        def num(key: str, nd: int) -> str:
-            value = row.get(key)
-            return "–" if value is None else f"{float(value):,.{nd}f}"  # type: ignore[arg-type]
-        print(f"| {row['variant']} | {row['conc']} | {num('rps', 1)} | {num('p50_ms', 2)} | "
-              f"{num('p99_ms', 2)} | {row['body_bytes']:,} | {num('server_cpu_ms_per_req', 3)} | "
-              f"{row['unexpected']} |")
+        print(f"| {row['variant']} | {row['conc']} | {num(row, 'rps', 1)} | "
+              f"{num(row, 'p50_ms', 2)} | {num(row, 'p99_ms', 2)} | {row['body_bytes']:,} | "
+              f"{num(row, 'server_cpu_ms_per_req', 3)} | {row['unexpected']} |")
     print(f"\nappended {len(rows)} records to {RESULTS / 'simple_page.jsonl'}")
     return 0
 
