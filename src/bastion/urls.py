@@ -1,5 +1,6 @@
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
+from bastion.audit import views as audit
 from bastion.index import views as index
 from bastion.projects import views as projects
 from bastion.uploads import views as uploads
@@ -16,4 +17,10 @@ urlpatterns = [
     path("", projects.home),
     path("search/", projects.search),
     re_path(r"^project/(?P<project>[^/]+)/$", projects.project_detail),
+    path("account/history/", audit.account_history),
+    path("account/", include("allauth.urls")),
+    path("manage/projects/", projects.manage_projects),
+    path("manage/history/", audit.admin_history),
+    re_path(r"^manage/project/(?P<project>[^/]+)/history/$", audit.project_history),
+    re_path(r"^manage/project/(?P<project>[^/]+)/history\.json$", audit.project_history_feed),
 ]

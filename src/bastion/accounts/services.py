@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from allauth.account.models import EmailAddress
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -59,6 +60,9 @@ def create_user(
         try:
             with transaction.atomic():
                 user.save()
+                EmailAddress.objects.create(
+                    user=user, email=email, primary=True, verified=email_verified
+                )
         except IntegrityError:
             raise UserExists(f"a user named {username!r} already exists") from None
         record(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import render
 
 from bastion.core.names import normalize_name
 from bastion.index.rendering import latest_release, version_key
-from bastion.projects.models import Project, ProjectStatus, Release
+from bastion.projects.models import Project, ProjectStatus, Release, Role
 from bastion.projects.queries import files_of, visible_projects
 
 
@@ -66,4 +67,14 @@ def project_detail(request: HttpRequest, project: str) -> HttpResponse:
             "releases": [(r, by_release[r.pk]) for r in releases],
             "simple_url": _simple_url(request),
         },
+    )
+
+
+@login_required
+def manage_projects(request: HttpRequest) -> HttpResponse:
+    roles = Role.objects.filter(user=request.user).select_related("project")
+    return render(
+        request,
+        "bastion/manage_projects.html",
+        {"roles": roles.order_by("project__normalized_name")},
     )

@@ -36,7 +36,9 @@ def metadata_key(key: str) -> str:
 
 def check_key(key: str) -> str:
     base = key[: -len(".metadata")] if key.endswith(".metadata") else key
-    if not _KEY.match(base) or ".." in base.rsplit("/", 1)[1].split("/"):
+    # The file name pattern admits "." and ".." (dots are legal in file names); as a path
+    # component either one would name a directory instead of a file.
+    if not _KEY.match(base) or base.rsplit("/", 1)[1] in {".", ".."}:
         raise ValueError(f"not a valid storage key: {key!r}")
     return key
 

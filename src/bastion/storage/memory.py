@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from bastion.storage.base import BlobNotFound, check_key
+from bastion.storage.base import BlobNotFound, StorageError, check_key
 
 
 class MemoryBlobStore:
@@ -13,30 +13,35 @@ class MemoryBlobStore:
         self.blobs: dict[str, bytes] = {}
 
     def put(self, key: str, source: Path) -> None:
-        self.blobs[check_key(key)] = Path(source).read_bytes()
+        check_key(key)
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise StorageError(f"could not store {key}: {exc.strerror}") from exc
+        self.blobs[key] = data
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self.blobs[check_key(key)] = bytes(data)
 
     def exists(self, key: str) -> bool:
-        return key in self.blobs
+        return check_key(key) in self.blobs
 
     def size(self, key: str) -> int:
         try:
-            return len(self.blobs[key])
+            return len(self.blobs[check_key(key)])
         except KeyError:
             raise BlobNotFound(key) from None
 
     def read(self, key: str, *, start: int = 0, length: int | None = None) -> Iterator[bytes]:
         try:
-            data = self.blobs[key]
+            data = self.blobs[check_key(key)]
         except KeyError:
             raise BlobNotFound(key) from None
         end = len(data) if length is None else start + length
         return iter([data[start:end]])
 
     def delete(self, key: str) -> None:
-        self.blobs.pop(key, None)
+        self.blobs.pop(check_key(key), None)
 
     def url(self, key: str) -> str | None:
         return None

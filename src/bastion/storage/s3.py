@@ -18,9 +18,12 @@ from storages.backends.s3 import S3Storage
 from bastion.storage.base import CHUNK_SIZE, BlobNotFound, StorageError, check_key
 
 
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
 def _is_missing(exc: ClientError) -> bool:
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    return code in {"404", "NoSuchKey", "NotFound"}
+    return _code(exc) in {"404", "NoSuchKey", "NotFound"}
 
 
 class S3BlobStore:
@@ -54,7 +57,7 @@ class S3BlobStore:
         # the upload completes, so readers never see a partial blob.
         try:
             self._object(key).upload_file(str(source))
-        except (BotoCoreError, ClientError) as exc:
+        except (BotoCoreError, ClientError, OSError) as exc:  # OSError: the source is unreadable
             raise StorageError(f"could not store {key}: {exc}") from exc
 
     def put_bytes(self, key: str, data: bytes) -> None:
@@ -70,6 +73,8 @@ class S3BlobStore:
             if _is_missing(exc):
                 return False
             raise StorageError(f"could not look up {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"could not look up {key}: {exc}") from exc
         return True
 
     def size(self, key: str) -> int:
@@ -81,8 +86,14 @@ class S3BlobStore:
             if _is_missing(exc):
                 raise BlobNotFound(key) from None
             raise StorageError(f"could not look up {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"could not look up {key}: {exc}") from exc
 
     def read(self, key: str, *, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+        if length == 0:
+            # "bytes=N-(N-1)" is no valid range, and servers answer it with the whole object.
+            self.size(key)  # BlobNotFound if absent, like any other read
+            return iter(())
         arguments: dict[str, str] = {}
         if start or length is not None:
             end = "" if length is None else str(start + length - 1)
@@ -92,6 +103,10 @@ class S3BlobStore:
         except ClientError as exc:
             if _is_missing(exc):
                 raise BlobNotFound(key) from None
+            if _code(exc) == "InvalidRange":  # start at or past the end: nothing to read
+                return iter(())
+            raise StorageError(f"could not read {key}: {exc}") from exc
+        except BotoCoreError as exc:
             raise StorageError(f"could not read {key}: {exc}") from exc
         return _chunks(body)
 
@@ -101,6 +116,8 @@ class S3BlobStore:
         except ClientError as exc:
             if not _is_missing(exc):
                 raise StorageError(f"could not delete {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"could not delete {key}: {exc}") from exc
 
     def url(self, key: str) -> str | None:
         if not self.redirect:

@@ -46,24 +46,38 @@ class ParsedFilename:
     python_version: str
     #: Expanded wheel tags (``"py3-none-any"``); empty for an sdist.
     tags: frozenset[str]
+    #: The wheel's build tag (``"1"``, ``"2b"``) or ``""``.
+    build: str = ""
 
 
-def parse_filename(filename: str, *, limits: Limits | None = None) -> ParsedFilename:
+def parse_filename(
+    filename: str, *, limits: Limits | None = None, allow_local_versions: bool = False
+) -> ParsedFilename:
     """Parse and check ``filename``; raise :class:`DistributionRejected` with every problem."""
     problems: list[DistProblem] = []
-    parsed = check_filename(filename, limits=limits or Limits(), problems=problems)
+    parsed = check_filename(
+        filename,
+        limits=limits or Limits(),
+        problems=problems,
+        allow_local_versions=allow_local_versions,
+    )
     if problems or parsed is None:
         raise DistributionRejected(f"Filename {shown(filename)} was rejected", problems)
     return parsed
 
 
 def check_filename(
-    filename: str, *, limits: Limits, problems: list[DistProblem]
+    filename: str,
+    *,
+    limits: Limits,
+    problems: list[DistProblem],
+    allow_local_versions: bool = False,
 ) -> ParsedFilename | None:
     """Append the filename's problems to ``problems``.
 
     Returns ``None`` when the filename cannot be understood at all (later steps cannot run);
-    otherwise the parsed filename, possibly with non-fatal problems appended.
+    otherwise the parsed filename, possibly with non-fatal problems appended. Local versions
+    are a problem unless ``allow_local_versions`` (``Policy.allow_local_versions``, P106).
     """
     if len(filename) > limits.max_filename_length:
         problems.append(
@@ -85,17 +99,28 @@ def check_filename(
         )
         return None
     if filename.endswith(WHEEL_SUFFIX):
-        return _check_wheel_filename(filename, problems)
-    if filename.endswith(SDIST_SUFFIX):
-        return _check_sdist_filename(filename, problems)
-    problems.append(
-        DistProblem(
-            "dist.filename.unsupported-type",
-            f"Unsupported file type {shown(filename)}: upload a wheel (.whl) "
-            "or a source distribution (.tar.gz).",
+        parsed = _check_wheel_filename(filename, problems)
+    elif filename.endswith(SDIST_SUFFIX):
+        parsed = _check_sdist_filename(filename, problems)
+    else:
+        problems.append(
+            DistProblem(
+                "dist.filename.unsupported-type",
+                f"Unsupported file type {shown(filename)}: upload a wheel (.whl) "
+                "or a source distribution (.tar.gz).",
+            )
         )
-    )
-    return None
+        return None
+    # P106: the public index rejects local versions; Policy.allow_local_versions relaxes it.
+    if parsed is not None and parsed.version.local is not None and not allow_local_versions:
+        problems.append(
+            DistProblem(
+                "dist.version.local",
+                f"The use of local versions in {shown(str(parsed.version))} is not allowed.",
+                field="version",
+            )
+        )
+    return parsed
 
 
 def _unsafe_characters(filename: str) -> list[str]:
@@ -131,6 +156,7 @@ def _check_wheel_filename(filename: str, problems: list[DistProblem]) -> ParsedF
         version_part=version_part,
         python_version=parts[-3],
         tags=frozenset(str(tag) for tag in tags),
+        build=parts[2] if len(parts) == 6 else "",
     )
     _check_normal_form(parsed, expected + WHEEL_SUFFIX, problems)
     return parsed
@@ -181,14 +207,5 @@ def _check_normal_form(parsed: ParsedFilename, expected: str, problems: list[Dis
                 "dist.filename.not-normalized",
                 f"Filename {shown(parsed.filename)} is not normalized; "
                 f"it should be {shown(expected)}.",
-            )
-        )
-    # P106: the public index rejects local versions; so does this one (no policy switch yet).
-    if parsed.version.local is not None:
-        problems.append(
-            DistProblem(
-                "dist.version.local",
-                f"The use of local versions in {shown(str(parsed.version))} is not allowed.",
-                field="version",
             )
         )
