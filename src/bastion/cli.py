@@ -47,7 +47,13 @@ def parse_duration(text: str) -> timedelta:
 def _migrate(verbosity: int = 0) -> None:
     from django.core.management import call_command
 
+    from bastion.storage import StorageError, prepare_store
+
     call_command("migrate", interactive=False, verbosity=verbosity)
+    try:
+        prepare_store()
+    except StorageError as exc:
+        raise CommandError(f"storage: {exc}") from None
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

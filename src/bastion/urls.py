@@ -1,13 +1,17 @@
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from bastion.audit import views as audit
 from bastion.index import views as index
 from bastion.projects import views as projects
 from bastion.uploads import views as uploads
 
+handler429 = "bastion.accounts.views.rate_limited"
+
 urlpatterns = [
     path("healthz", index.healthz),
     path("simple/", index.simple_root),
+    path("simple", RedirectView.as_view(url="/simple/", permanent=True)),
     re_path(r"^simple/(?P<project>[^/]+)/$", index.simple_detail),
     re_path(r"^simple/(?P<project>[^/]+)$", index.simple_slashless),
     re_path(r"^pypi/(?P<project>[^/]+)/json/?$", index.pypi_project_json),

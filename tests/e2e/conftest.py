@@ -20,7 +20,9 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 import requests
 
@@ -110,9 +112,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _postgres_admin():  # type: ignore[no-untyped-def]
-    import psycopg
-
+def _postgres_admin() -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
@@ -123,8 +123,6 @@ def _postgres_admin():  # type: ignore[no-untyped-def]
 
 
 def _drop_database(name: str) -> None:
-    import psycopg
-
     with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -173,6 +171,21 @@ def _wait_healthy(live: LiveServer, process: subprocess.Popen[bytes]) -> None:
         f"(last: {last}):\n{live.server_log()}",
         pytrace=False,
     )
+
+
+def _check_backend_in_use(live: LiveServer, database: str | None) -> None:
+    """The server really runs on the backend under test (its configuration was honoured)."""
+    sqlite_file = live.data_dir / "bastion.sqlite3"
+    if database is None:
+        assert sqlite_file.is_file(), f"no SQLite database at {sqlite_file}"
+        return
+    assert not sqlite_file.exists(), "the PostgreSQL server also wrote a SQLite database"
+    url = f"postgresql://postgres@127.0.0.1:5432/{database}"
+    with psycopg.connect(url, connect_timeout=5) as connection:
+        (tables,) = connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone() or (0,)
+    assert tables > 0, f"no tables in {database}: the server did not use PostgreSQL"
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -226,6 +239,7 @@ def server(
         )
         live.token = live.cli_ok("token", "create", "alice", "--name", "e2e-user-wide")
         assert live.token and "\n" not in live.token
+        _check_backend_in_use(live, database)
         yield live
     finally:
         if process is not None:

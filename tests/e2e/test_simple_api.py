@@ -156,6 +156,13 @@ def test_etags_and_conditional_requests(server: LiveServer, chain: dict[str, Bui
         assert stale.status_code == 200
         assert stale.content == first.content
         etags[accept] = etag
+        head = server.http.head(
+            server.url("/simple/e2e-middle/"), headers={"Accept": accept}, timeout=30
+        )
+        assert head.status_code == 200
+        assert head.content == b""
+        assert int(head.headers["Content-Length"]) == len(first.content)
+        assert head.headers["ETag"] == etag
     # P16: one URL, two representations, two ETags.
     assert etags[PIP_ACCEPT] != etags["text/html"]
 
@@ -210,6 +217,11 @@ def test_file_download_headers_and_ranges(server: LiveServer, chain: dict[str, B
     assert int(ranged.headers["Content-Length"]) == 90
     assert "Content-Encoding" not in ranged.headers
     assert ranged.content == data[10:100]
+
+    # A Range whose If-Range validator no longer matches gets the whole file.
+    stale = server.http.get(url, headers={"Range": "bytes=0-9", "If-Range": '"stale"'}, timeout=30)
+    assert stale.status_code == 200
+    assert stale.content == data
 
     tail = server.http.get(url, headers={"Range": "bytes=-20"}, timeout=30)
     assert tail.status_code == 206

@@ -344,3 +344,21 @@ def test_a_valid_upload_after_the_rejections_works(
     response = _post(server, authorization=_basic("__token__", token), data=data, files=files)
     assert response.status_code == 200, (response.status_code, response.reason, response.text)
     assert set(server.simple_files(dist.name)) == {dist.wheel.name}
+
+
+@pytest.mark.parametrize("uploader", ["alice", "bob"])
+def test_identical_file_claimed_for_another_project(
+    server: LiveServer, owned: BuiltDist, unchanged: Any, bob_token: str, uploader: str
+) -> None:
+    """An identical re-upload is a no-op only for the project the file belongs to.
+
+    Re-sending alice's ``e2e-owned`` wheel byte for byte while the form names another project
+    must not answer 200 (as if that project had accepted it), whoever sends it.
+    """
+    claimed = f"e2e-claimed-by-{uploader}"
+    unchanged(owned.normalized, claimed)
+    token = server.token if uploader == "alice" else bob_token
+    data, files = upload_form(owned, overrides={"name": claimed})
+    response = _post(server, authorization=_basic("__token__", token), data=data, files=files)
+    assert response.status_code == 400, (response.status_code, response.reason, response.text)
+    assert "already exists" in response.reason, response.reason

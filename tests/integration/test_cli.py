@@ -14,7 +14,7 @@ from bastion.security import caveats, macaroons
 from bastion.tokens.models import ApiToken
 from tests.unit.core.builders import make_wheel
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def run(capsys, *argv: str, stdin: str | None = None, monkeypatch=None) -> tuple[int, str, str]:

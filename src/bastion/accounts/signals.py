@@ -17,7 +17,7 @@ from bastion.actors import Actor
 from bastion.audit.services import record_now
 
 
-def _actor(request: HttpRequest | None, user: User | None) -> Actor:
+def actor_for(request: HttpRequest | None, user: User | None) -> Actor:
     if request is None:
         return Actor(user=user, via="web")
     return Actor(
@@ -31,7 +31,7 @@ def _actor(request: HttpRequest | None, user: User | None) -> Actor:
 def _signed_in(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
     record_now(
         "account.signin.succeeded",
-        actor=_actor(request, user),
+        actor=actor_for(request, user),
         subject_user=user,
         payload={"method": "password"},
     )
@@ -49,7 +49,7 @@ def _sign_in_failed(
     )
     record_now(
         "account.signin.failed",
-        actor=_actor(request, None),
+        actor=actor_for(request, None),
         subject_user=target,
         payload={"method": "password", "login": login if target is not None else ""},
     )
@@ -57,24 +57,24 @@ def _sign_in_failed(
 
 def _signed_out(sender: Any, request: HttpRequest, user: User | None, **kwargs: Any) -> None:
     if user is not None:
-        record_now("account.signout", actor=_actor(request, user), subject_user=user)
+        record_now("account.signout", actor=actor_for(request, user), subject_user=user)
 
 
 def _signed_up(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
     record_now(
         "account.created",
-        actor=_actor(request, user),
+        actor=actor_for(request, user),
         subject_user=user,
         payload={"email": user.email, "via": "signup"},
     )
 
 
 def _password_changed(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
-    record_now("account.password.changed", actor=_actor(request, user), subject_user=user)
+    record_now("account.password.changed", actor=actor_for(request, user), subject_user=user)
 
 
 def _password_reset(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
-    record_now("account.password.reset", actor=_actor(request, None), subject_user=user)
+    record_now("account.password.reset", actor=actor_for(request, None), subject_user=user)
 
 
 def _email_confirmed(sender: Any, request: HttpRequest, email_address: Any, **kwargs: Any) -> None:
@@ -82,7 +82,7 @@ def _email_confirmed(sender: Any, request: HttpRequest, email_address: Any, **kw
     User.objects.filter(pk=user.pk, email__iexact=email_address.email).update(email_verified=True)
     record_now(
         "account.email.verified",
-        actor=_actor(request, user),
+        actor=actor_for(request, user),
         subject_user=user,
         payload={"email": email_address.email},
     )
@@ -98,7 +98,7 @@ def _email_changed(
 ) -> None:  # noqa: E501
     record_now(
         "account.email.changed",
-        actor=_actor(request, user),
+        actor=actor_for(request, user),
         subject_user=user,
         payload={
             "from": getattr(from_email_address, "email", None),

@@ -287,7 +287,7 @@ def file_download(request: HttpRequest, path: str) -> HttpResponseBase:
         return response
     try:
         if status == 200 and isinstance(store, LocalBlobStore):
-            handle = open(store._path(blob_key), "rb")  # sendfile-capable full download
+            handle = open(store.local_path(blob_key), "rb")  # sendfile-capable full download
             response = FileResponse(handle, status=200, content_type=content_type, headers=headers)
         else:
             chunks = store.read(blob_key, start=start, length=length)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -24,6 +24,10 @@ def store_for_url(url: str) -> BlobStore:
     if parts.scheme == "file":
         from bastion.storage.local import LocalBlobStore
 
+        if parts.netloc not in {"", "localhost"}:
+            # file://data/files would silently mean /files on a host named "data".
+            raise ValueError(f"storage URL {url!r} must be file:///absolute/path")
+
         return LocalBlobStore(Path(unquote(parts.path)))
     if parts.scheme == "s3":
         from bastion.storage.s3 import S3BlobStore
@@ -32,8 +36,24 @@ def store_for_url(url: str) -> BlobStore:
     raise ValueError(f"unsupported storage URL scheme {parts.scheme!r}")
 
 
-@lru_cache(maxsize=1)
+_per_thread = threading.local()
+
+
 def blob_store() -> BlobStore:
+    """The configured store; one instance per thread (boto3 resources are not thread-safe)."""
     from django.conf import settings
 
-    return store_for_url(settings.BASTION.storage_url)
+    url = settings.BASTION.storage_url
+    cached = getattr(_per_thread, "store", None)
+    if cached is None or cached[0] != url:
+        cached = (url, store_for_url(url))
+        _per_thread.store = cached
+    return cached[1]
+
+
+def prepare_store() -> None:
+    """Create what the configured store needs (the bucket on S3); run at migrate/serve."""
+    store = blob_store()
+    ensure = getattr(store, "ensure_bucket", None)
+    if ensure is not None:
+        ensure()

@@ -16,6 +16,10 @@ class LocalBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    def local_path(self, key: str) -> Path:
+        """The file holding ``key`` (lets the web server send it with sendfile)."""
+        return self._path(key)
+
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key).split("/"))
 

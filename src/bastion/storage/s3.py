@@ -125,12 +125,20 @@ class S3BlobStore:
         return str(self._storage.url(check_key(key)))
 
     def ensure_bucket(self) -> None:
-        """Create the bucket if it does not exist (used by tests and first start)."""
+        """Create the bucket if it does not exist (``bastion migrate`` and ``serve`` call this)."""
         bucket = self._storage.bucket
         try:
             bucket.meta.client.head_bucket(Bucket=bucket.name)
-        except ClientError:
+            return
+        except ClientError as exc:
+            if not _is_missing(exc) and "NoSuchBucket" not in str(exc):
+                raise StorageError(f"cannot use bucket {bucket.name!r}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot reach the S3 endpoint: {exc}") from exc
+        try:
             bucket.create()
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"cannot create bucket {bucket.name!r}: {exc}") from exc
 
 
 def _chunks(body) -> Iterator[bytes]:  # type: ignore[no-untyped-def]

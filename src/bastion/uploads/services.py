@@ -20,6 +20,7 @@ from bastion.actors import Actor
 from bastion.audit.services import record
 from bastion.core.dists import DistributionRejected, ValidatedDistribution, validate_distribution
 from bastion.core.names import is_valid_name, normalize_name
+from bastion.core.versions import canonical_version, parse_version
 from bastion.projects.models import File, FilenameRecord, Project, ProjectStatus, Release
 from bastion.projects.queries import can_upload, project_by_name
 from bastion.projects.services import bump_serial, create_project, lock_index
@@ -75,14 +76,34 @@ def _authorize(
         )
 
 
+def _same_version(canonical: str, declared: str) -> bool:
+    try:
+        return canonical_version(parse_version(declared)) == canonical
+    except ValueError:
+        return False
+
+
 def _duplicate(request: UploadRequest) -> File | None:
     """P72: identical file -> the existing row (a no-op); anything else that clashes -> 400."""
     hashes = request.content.hashes
     filename = request.content.filename
-    existing = File.objects.filter(filename=filename).first()
+    existing = File.objects.select_related("project", "release").filter(filename=filename).first()
     if existing is not None:
-        if existing.sha256 == hashes.sha256 and existing.blake2_256 == hashes.blake2b_256:
+        if (
+            existing.sha256 == hashes.sha256
+            and existing.blake2_256 == hashes.blake2b_256
+            # Only a no-op for the project and release the file belongs to: the caller was
+            # authorised for the project the form names, not necessarily for this one.
+            and existing.project.normalized_name == normalize_name(request.name)
+            and _same_version(existing.release.canonical_version, request.version)
+        ):
             return existing
+        if existing.sha256 == hashes.sha256 and existing.blake2_256 == hashes.blake2b_256:
+            raise bad_request(
+                "upload.file-exists",
+                f"File already exists ('{filename}') in project '{existing.project.name}' "
+                f"{existing.release.version}; the form names another project or version.",
+            )
         raise bad_request(
             "upload.file-exists",
             f"File already exists ('{filename}', with blake2_256 hash '{existing.blake2_256}'); "

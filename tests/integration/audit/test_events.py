@@ -22,7 +22,7 @@ from tests.integration.conftest import basic
 from tests.integration.uploads.test_upload_endpoint import form_for
 from tests.unit.core.builders import make_wheel
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 UA = "twine/7.0.0 CPython/3.11.7"
 
 

@@ -13,7 +13,7 @@ from bastion.projects.models import Project, Role
 from tests.integration.audit.test_events import post
 from tests.unit.core.builders import make_wheel
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 PASSWORD = "a long enough passphrase 42"
 
 

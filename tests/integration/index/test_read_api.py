@@ -16,7 +16,7 @@ from tests.integration.conftest import basic
 from tests.integration.uploads.test_upload_endpoint import form_for
 from tests.unit.core.builders import make_sdist, make_wheel
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 PIP_ACCEPT = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "

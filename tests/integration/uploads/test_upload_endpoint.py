@@ -22,7 +22,7 @@ from bastion.tokens.models import ApiToken
 from tests.integration.conftest import basic, spooled_files, stored_blobs
 from tests.unit.core.builders import make_sdist, make_wheel
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def form_for(path: Path, **overrides: object) -> dict[str, object]:

@@ -1,0 +1,297 @@
+"""Storage keys (ADR 0003), the local blob store's atomic writes, and the shared blob-store
+contract run over the local and in-memory stores (the S3 run is in tests/integration/storage)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from bastion.storage import BlobNotFound, StorageError, file_key, metadata_key, store_for_url
+from bastion.storage.base import CHUNK_SIZE, check_key
+from bastion.storage.local import LocalBlobStore
+from bastion.storage.memory import MemoryBlobStore
+from tests.unit.storage.contract import (
+    DIGEST,
+    BlobStoreContract,
+    key_for,
+    read_all,
+    unique_bytes,
+)
+
+WHEEL = "demo-1.0-py3-none-any.whl"
+GOOD_KEY = f"{DIGEST[:2]}/{DIGEST[2:4]}/{DIGEST[4:]}/{WHEEL}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys
+
+
+def test_file_key_is_pypis_content_addressed_layout() -> None:
+    assert file_key(DIGEST, WHEEL) == GOOD_KEY
+    assert GOOD_KEY.split("/")[:3] == ["01", "23", DIGEST[4:]]
+    assert metadata_key(GOOD_KEY) == GOOD_KEY + ".metadata"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        GOOD_KEY,
+        GOOD_KEY + ".metadata",
+        f"{DIGEST[:2]}/{DIGEST[2:4]}/{DIGEST[4:]}/demo-1.0.tar.gz",
+        f"{DIGEST[:2]}/{DIGEST[2:4]}/{DIGEST[4:]}/Foo_Bar-2.0+local!x-cp311-abi3-any.whl",
+        f"{DIGEST[:2]}/{DIGEST[2:4]}/{DIGEST[4:]}/" + "a" * 255,
+    ],
+)
+def test_check_key_accepts_the_content_addressed_shape(key: str) -> None:
+    assert check_key(key) == key
+
+
+@pytest.mark.parametrize(
+    ("digest", "filename"),
+    [
+        pytest.param(DIGEST, "..", id="dot-dot"),
+        pytest.param(DIGEST, ".", id="dot"),
+        pytest.param(DIGEST, "../../etc/passwd", id="traversal-in-filename"),
+        pytest.param(DIGEST, "sub/demo.whl", id="slash-in-filename"),
+        pytest.param(DIGEST, "/etc/passwd", id="absolute-filename"),
+        pytest.param(DIGEST, "..\\..\\demo.whl", id="backslash"),
+        pytest.param(DIGEST, "demo\x00.whl", id="nul"),
+        pytest.param(DIGEST, "demo.whl\n", id="trailing-newline"),
+        pytest.param(DIGEST, "", id="empty-filename"),
+        pytest.param(DIGEST, "a" * 256, id="filename-too-long"),
+        pytest.param(DIGEST[:-1], WHEEL, id="digest-63-chars"),
+        pytest.param(DIGEST + "0", WHEEL, id="digest-65-chars"),
+        pytest.param("", WHEEL, id="empty-digest"),
+        pytest.param(DIGEST.upper(), WHEEL, id="uppercase-hex"),
+        pytest.param("g" + DIGEST[1:], WHEEL, id="not-hex"),
+        pytest.param("../" + DIGEST[3:], WHEEL, id="traversal-in-digest"),
+    ],
+)
+def test_file_key_rejects(digest: str, filename: str) -> None:
+    with pytest.raises(ValueError, match="not a valid storage key"):
+        file_key(digest, filename)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("/" + GOOD_KEY, id="absolute"),
+        pytest.param(GOOD_KEY + "/", id="trailing-slash"),
+        pytest.param("../" + GOOD_KEY, id="leading-dot-dot"),
+        pytest.param(GOOD_KEY.replace("/", "\\"), id="backslash-separators"),
+        pytest.param(GOOD_KEY.replace("/", "//", 1), id="empty-component"),
+        pytest.param(f"{DIGEST[:2]}/{DIGEST[2:4]}/{DIGEST[4:]}/..metadata", id="dot-then-suffix"),
+        pytest.param(f"{DIGEST[:2]}/{DIGEST[2:4]}/{DIGEST[4:]}/.metadata", id="suffix-alone"),
+        pytest.param(f"{DIGEST[:2]}/{DIGEST[2:4]}/{DIGEST[4:]}/./{WHEEL}", id="dot-component"),
+        pytest.param(f"{DIGEST[:4]}/{DIGEST[4:]}/{WHEEL}", id="missing-level"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_check_key_rejects(key: str) -> None:
+    with pytest.raises(ValueError, match="not a valid storage key"):
+        check_key(key)
+
+
+# Mostly the characters that matter to paths, so dots, separators and NULs come up often.
+PATH_TEXT = st.text(alphabet=st.sampled_from("./\\\x00\n :~%aZ9-_+!é"), max_size=12) | st.text()
+
+
+@given(filename=PATH_TEXT)
+@example(filename=".")
+@example(filename="..")
+def test_any_accepted_key_stays_inside_the_local_root(filename: str) -> None:
+    root = Path("/srv/bastion/files")
+    try:
+        key = file_key(DIGEST, filename)
+    except ValueError:
+        return
+    path = LocalBlobStore(root)._path(key)
+    assert path.parent == root / DIGEST[:2] / DIGEST[2:4] / DIGEST[4:]
+    assert path.name == filename
+    assert os.path.normpath(path) == str(path)
+
+
+def test_store_for_url_picks_the_backend(tmp_path: Path) -> None:
+    store = store_for_url(f"file://{tmp_path}/with%20space")
+    assert isinstance(store, LocalBlobStore)
+    assert store.root == tmp_path / "with space"
+    assert store_for_url(f"file://localhost{tmp_path}").root == tmp_path  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="unsupported storage URL scheme"):
+        store_for_url("ftp://example.invalid/files")
+
+
+@pytest.mark.parametrize("url", ["file://./data/files", "file://data/files", "file://host/srv"])
+def test_store_for_url_refuses_a_file_url_with_a_host(url: str) -> None:
+    with pytest.raises(ValueError, match="must be file:///absolute/path"):
+        store_for_url(url)
+
+
+# ---------------------------------------------------------------------------------------------
+# The contract, over the local and the in-memory store
+
+
+class TestLocalAndMemoryContract(BlobStoreContract):
+    @pytest.fixture(params=["local", "memory"])
+    def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> object:
+        if request.param == "local":
+            return LocalBlobStore(tmp_path / "files")
+        return MemoryBlobStore()
+
+
+# ---------------------------------------------------------------------------------------------
+# The local store: where files land, and all-or-nothing writes
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalBlobStore:
+    return LocalBlobStore(tmp_path / "files")
+
+
+def leftovers(store: LocalBlobStore) -> list[str]:
+    """Every regular file under the store's root, relative (temp files included)."""
+    if not store.root.exists():
+        return []
+    return sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_file())
+
+
+def test_files_land_at_the_key_path_world_readable(store: LocalBlobStore, tmp_path: Path) -> None:
+    data = unique_bytes(500)
+    key = key_for(data)
+    source = tmp_path / "in.whl"
+    source.write_bytes(data)
+    store.put(key, source)
+    store.put_bytes(metadata_key(key), b"Name: demo\n")
+    path = store.root.joinpath(*key.split("/"))
+    assert path.read_bytes() == data
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert leftovers(store) == [key, metadata_key(key)]
+
+
+def test_missing_source_leaves_no_target_and_no_temp_file(
+    store: LocalBlobStore, tmp_path: Path
+) -> None:
+    key = key_for(b"never written")
+    with pytest.raises(StorageError, match="could not store") as caught:
+        store.put(key, tmp_path / "missing.whl")
+    assert isinstance(caught.value.__cause__, FileNotFoundError)
+    assert not store.exists(key)
+    assert leftovers(store) == []
+
+
+def test_unreadable_source_leaves_no_target_and_no_temp_file(
+    store: LocalBlobStore, tmp_path: Path
+) -> None:
+    # A directory as the source: open() fails after the temp file was created.
+    key = key_for(b"a directory")
+    with pytest.raises(StorageError):
+        store.put(key, tmp_path)
+    assert leftovers(store) == []
+
+
+def test_failed_rename_leaves_no_temp_file(store: LocalBlobStore) -> None:
+    # A directory squatting on the target path: written and fsynced, the rename then fails.
+    data = unique_bytes(100)
+    key = key_for(data)
+    squatter = store.root.joinpath(*key.split("/"))
+    squatter.mkdir(parents=True)
+    with pytest.raises(StorageError):
+        store.put_bytes(key, data)
+    assert squatter.is_dir()
+    assert leftovers(store) == []
+
+
+def copy_part_then_fail(store: LocalBlobStore, exception: BaseException, seen: list[int]) -> object:
+    """A stand-in for shutil.copyfileobj that writes part of the source, then raises.
+
+    A read error in the middle of a copy (a disk going away) cannot be caused for real in a
+    test, so this fault is injected. When it strikes, ``seen`` records the sizes of the
+    store's temp files: proof that a partial temp file existed and had to be cleaned up.
+    """
+
+    def copy(reader: BinaryIO, writer: BinaryIO, length: int = 0) -> None:
+        writer.write(reader.read(1000))
+        writer.flush()
+        seen.extend(path.stat().st_size for path in store.root.rglob(".tmp-*"))
+        raise exception
+
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        pytest.param(OSError(errno.EIO, "Input/output error"), StorageError, id="io-error"),
+        pytest.param(KeyboardInterrupt(), KeyboardInterrupt, id="interrupted"),
+    ],
+)
+def test_copy_failing_midway_leaves_no_target_and_no_temp_file(
+    store: LocalBlobStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: BaseException,
+    expected: type[BaseException],
+) -> None:
+    data = unique_bytes(100_000)
+    key = key_for(data)
+    source = tmp_path / "in.whl"
+    source.write_bytes(data)
+    seen: list[int] = []
+    monkeypatch.setattr(shutil, "copyfileobj", copy_part_then_fail(store, fault, seen))
+    with pytest.raises(expected):
+        store.put(key, source)
+    assert seen == [1000], "one partial temp file existed when the fault struck"
+    assert not store.exists(key)
+    assert leftovers(store) == []
+
+
+def test_failed_overwrite_keeps_the_previous_blob(
+    store: LocalBlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = key_for(b"keep me")
+    store.put_bytes(key, b"the previous, complete blob")
+    source = tmp_path / "in.whl"
+    source.write_bytes(b"a replacement that never completes")
+    fault = OSError(errno.EIO, "Input/output error")
+    monkeypatch.setattr(shutil, "copyfileobj", copy_part_then_fail(store, fault, []))
+    with pytest.raises(StorageError):
+        store.put(key, source)
+    assert read_all(store, key) == b"the previous, complete blob"
+    assert leftovers(store) == [key]
+
+
+def test_read_streams_in_chunks(store: LocalBlobStore) -> None:
+    data = unique_bytes(3 * CHUNK_SIZE)
+    key = key_for(data)
+    store.put_bytes(key, data)
+    chunks: Iterator[bytes] = store.read(key, start=1)
+    first = next(chunks)
+    assert len(first) == CHUNK_SIZE
+    assert first == data[1 : 1 + CHUNK_SIZE]
+
+
+def test_delete_removes_only_that_blob(store: LocalBlobStore) -> None:
+    first, second = unique_bytes(10), unique_bytes(10)
+    store.put_bytes(key_for(first), first)
+    store.put_bytes(key_for(second), second)
+    store.delete(key_for(first))
+    assert leftovers(store) == [key_for(second)]
+    with pytest.raises(BlobNotFound):
+        store.read(key_for(first))
+
+
+def test_memory_store_keeps_its_own_copy(tmp_path: Path) -> None:
+    store = MemoryBlobStore()
+    data = bytearray(b"mutable")
+    key = key_for(bytes(data))
+    store.put_bytes(key, data)  # type: ignore[arg-type]
+    data[:] = b"changed"
+    assert read_all(store, key) == b"mutable"
