@@ -171,8 +171,16 @@ def cmd_check_dist(args: argparse.Namespace) -> int:
         if args.name is not None and args.version is not None
         else None
     )
+    from bastion.config import ConfigError, load_validation_settings
+
     try:
-        dist = validate_distribution(path, filename=path.name, declared=declared)
+        policy, limits = load_validation_settings()
+    except ConfigError as exc:
+        raise CommandError(f"configuration error: {exc}") from None
+    try:
+        dist = validate_distribution(
+            path, filename=path.name, declared=declared, limits=limits, policy=policy
+        )
     except DistributionRejected as rejected:
         for problem in rejected.problems:
             field = f" [{problem.field}]" if problem.field else ""

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bastion.core.dists import Limits
+from bastion.core.dists.policy import Policy
+
 __all__ = ["Config", "ConfigError", "load_config"]
 
 _KEYS = (
@@ -28,6 +31,12 @@ _KEYS = (
     "max_project_size",
     "allow_local_versions",
     "ip_retention_days",
+    "extra_platform_tags",
+    "check_classifiers",
+    "render_description",
+    "max_archive_members",
+    "max_uncompressed_size",
+    "max_compression_ratio",
     "debug",
 )
 
@@ -47,8 +56,9 @@ class Config:
     email_url: str
     max_file_size: int = 100 * 1024 * 1024
     max_project_size: int = 10 * 1024 * 1024 * 1024
-    allow_local_versions: bool = False
     ip_retention_days: int = 90
+    policy: Policy = field(default_factory=Policy)
+    limits: Limits = field(default_factory=Limits)
     debug: bool = False
     secret_key_generated: bool = field(default=False, compare=False)
 
@@ -111,6 +121,55 @@ def _as_size(name: str, value: object) -> int:
     return number * factor
 
 
+def _as_tags(value: object) -> frozenset[str]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    tags = frozenset(str(item).strip() for item in items if str(item).strip())
+    for tag in tags:
+        if not tag.replace("_", "").isalnum() or tag != tag.lower():
+            raise ConfigError(
+                f"BASTION_EXTRA_PLATFORM_TAGS: {tag!r} is not a platform tag (e.g. linux_x86_64)"
+            )
+    return tags
+
+
+def _policy(settings: dict[str, object]) -> Policy:
+    return Policy(
+        allow_local_versions=_as_bool(
+            "allow_local_versions", settings.get("allow_local_versions", False)
+        ),
+        extra_platform_tags=_as_tags(settings.get("extra_platform_tags", "")),
+        check_classifiers=_as_bool("check_classifiers", settings.get("check_classifiers", True)),
+        render_description=_as_bool("render_description", settings.get("render_description", True)),
+    )
+
+
+def _as_count(name: str, value: object) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"BASTION_{name.upper()} must be a whole number, not {value!r}") from None
+    if number < 1:
+        raise ConfigError(f"BASTION_{name.upper()} must be at least 1")
+    return number
+
+
+def _limits(settings: dict[str, object]) -> Limits:
+    defaults = Limits()
+    return Limits(
+        max_members=_as_count(
+            "max_archive_members", settings.get("max_archive_members", defaults.max_members)
+        ),
+        max_uncompressed_bytes=_as_size(
+            "max_uncompressed_size",
+            settings.get("max_uncompressed_size", defaults.max_uncompressed_bytes),
+        ),
+        max_compression_ratio=_as_count(
+            "max_compression_ratio",
+            settings.get("max_compression_ratio", defaults.max_compression_ratio),
+        ),
+    )
+
+
 def _as_days(value: object) -> int:
     try:
         days = int(str(value).strip())
@@ -144,13 +203,24 @@ def _secret_key(data_dir: Path, configured: str | None, embedded: bool) -> tuple
     return key, True
 
 
-def load_config(environ: dict[str, str] | None = None) -> Config:
+def _raw_settings(environ: dict[str, str] | None) -> dict[str, object]:
     env = dict(os.environ if environ is None else environ)
     settings: dict[str, object] = _read_file_settings(env)
     for key in _KEYS:
         value = env.get("BASTION_" + key.upper())
         if value is not None and value != "":
             settings[key] = value
+    return settings
+
+
+def load_validation_settings(environ: dict[str, str] | None = None) -> tuple[Policy, Limits]:
+    """Only the upload policy and limits (for ``bastion check-dist``: no data dir, no key)."""
+    settings = _raw_settings(environ)
+    return _policy(settings), _limits(settings)
+
+
+def load_config(environ: dict[str, str] | None = None) -> Config:
+    settings = _raw_settings(environ)
 
     data_dir = Path(str(settings.get("data_dir", "./data"))).expanduser().resolve()
     database_url = str(settings.get("database_url", f"sqlite:///{data_dir / 'bastion.sqlite3'}"))
@@ -187,10 +257,9 @@ def load_config(environ: dict[str, str] | None = None) -> Config:
         max_project_size=_as_size(
             "max_project_size", settings.get("max_project_size", 10 * 1024**3)
         ),
-        allow_local_versions=_as_bool(
-            "allow_local_versions", settings.get("allow_local_versions", False)
-        ),
         ip_retention_days=_as_days(settings.get("ip_retention_days", 90)),
+        policy=_policy(settings),
+        limits=_limits(settings),
         debug=_as_bool("debug", settings.get("debug", False)),
         secret_key_generated=generated,
     )

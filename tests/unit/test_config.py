@@ -74,3 +74,38 @@ def test_unknown_toml_key_is_an_error(tmp_path):
 def test_missing_config_file_named_explicitly(tmp_path):
     with pytest.raises(ConfigError, match="not a file"):
         load_config({"BASTION_CONFIG": str(tmp_path / "nope.toml")})
+
+
+def test_policy_and_limits_from_the_environment(tmp_path):
+    config = load_config(
+        {
+            "BASTION_DATA_DIR": str(tmp_path),
+            "BASTION_ALLOW_LOCAL_VERSIONS": "yes",
+            "BASTION_EXTRA_PLATFORM_TAGS": "linux_x86_64, linux_aarch64",
+            "BASTION_CHECK_CLASSIFIERS": "false",
+            "BASTION_MAX_ARCHIVE_MEMBERS": "500",
+            "BASTION_MAX_UNCOMPRESSED_SIZE": "1G",
+            "BASTION_MAX_COMPRESSION_RATIO": "20",
+        }
+    )
+    assert config.policy.allow_local_versions
+    assert config.policy.extra_platform_tags == {"linux_x86_64", "linux_aarch64"}
+    assert not config.policy.check_classifiers and config.policy.render_description
+    assert config.limits.max_members == 500
+    assert config.limits.max_uncompressed_bytes == 1024**3
+    assert config.limits.max_compression_ratio == 20
+    defaults = load_config({"BASTION_DATA_DIR": str(tmp_path)})
+    assert not defaults.policy.allow_local_versions and not defaults.policy.extra_platform_tags
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("BASTION_EXTRA_PLATFORM_TAGS", "Linux X86"),
+        ("BASTION_MAX_ARCHIVE_MEMBERS", "0"),
+        ("BASTION_MAX_COMPRESSION_RATIO", "many"),
+    ],
+)
+def test_invalid_policy_settings(tmp_path, variable, value):
+    with pytest.raises(ConfigError, match=variable):
+        load_config({"BASTION_DATA_DIR": str(tmp_path), variable: value})

@@ -43,6 +43,8 @@ class IndexState(models.Model):
 class Project(models.Model):
     name = models.CharField(max_length=200)
     normalized_name = models.CharField(max_length=200, unique=True)
+    # bastion.core.names.confusable_key(name): look-alike names collide here (too similar)
+    confusable_key = models.CharField(max_length=200, db_index=True, default="")
     created = models.DateTimeField(default=timezone.now)
     status = models.CharField(
         max_length=16, choices=ProjectStatus.choices, default=ProjectStatus.ACTIVE

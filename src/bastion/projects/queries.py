@@ -15,6 +15,11 @@ def project_by_name(name: str) -> Project | None:
     return Project.objects.filter(normalized_name=normalize_name(name)).first()
 
 
+def similar_project(key: str) -> str | None:
+    """The name of an existing project whose look-alike key is ``key`` (None if there is none)."""
+    return Project.objects.filter(confusable_key=key).values_list("name", flat=True).first()
+
+
 def visible_projects() -> QuerySet[Project]:
     """Projects listed by the index (PEP 792: quarantined projects are hidden)."""
     return Project.objects.exclude(status=ProjectStatus.QUARANTINED)

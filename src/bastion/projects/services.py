@@ -14,7 +14,7 @@ from django.db.models import F
 from bastion.accounts.models import User
 from bastion.actors import Actor
 from bastion.audit.services import record
-from bastion.core.names import is_valid_name, normalize_name
+from bastion.core.names import confusable_key, is_valid_name, normalize_name
 from bastion.projects.errors import InvalidProjectName
 from bastion.projects.models import IndexState, Project, Role, RoleName
 
@@ -47,7 +47,11 @@ def create_project(*, actor: Actor, name: str, owner: User, serial: int, now: da
             "digit and contain only letters, digits, '.', '_' and '-'.",
         )
     project = Project.objects.create(
-        name=name, normalized_name=normalize_name(name), serial=serial, created=now
+        name=name,
+        normalized_name=normalize_name(name),
+        confusable_key=confusable_key(name),
+        serial=serial,
+        created=now,
     )
     Role.objects.create(user=owner, project=project, role_name=RoleName.OWNER, created=now)
     record("project.created", actor=actor, project=project, payload={"name": name}, now=now)

@@ -50,6 +50,7 @@ class UploadRequest:
             filetype=self.filetype,
             pyversion=self.pyversion,
             metadata_version=self.metadata_version,
+            fields=self.fields,
         )
 
 

@@ -19,10 +19,10 @@ from packaging.version import Version
 from bastion.actors import Actor
 from bastion.audit.services import record
 from bastion.core.dists import DistributionRejected, ValidatedDistribution, validate_distribution
-from bastion.core.names import is_valid_name, normalize_name
+from bastion.core.names import confusable_key, is_valid_name, normalize_name
 from bastion.core.versions import canonical_version, parse_version
 from bastion.projects.models import File, FilenameRecord, Project, ProjectStatus, Release
-from bastion.projects.queries import can_upload, project_by_name
+from bastion.projects.queries import can_upload, project_by_name, similar_project
 from bastion.projects.services import bump_serial, create_project, lock_index
 from bastion.security.errors import TokenInvalid
 from bastion.storage import BlobStore, StorageError, file_key, metadata_key
@@ -124,7 +124,7 @@ def _duplicate(request: UploadRequest) -> File | None:
     return None
 
 
-def _validate(request: UploadRequest) -> ValidatedDistribution:
+def _validate(request: UploadRequest, *, new_project: bool) -> ValidatedDistribution:
     config = settings.BASTION
     try:
         return validate_distribution(
@@ -132,17 +132,13 @@ def _validate(request: UploadRequest) -> ValidatedDistribution:
             filename=request.content.filename,
             declared=request.declared,
             hashes=request.content.hashes,
+            limits=config.limits,
+            policy=config.policy,
+            new_project=new_project,
+            similar_project=similar_project,
         )
     except DistributionRejected as group:
-        problems = [
-            p
-            for p in group.problems
-            if not (config.allow_local_versions and p.code == "dist.version.local")
-        ]
-        if not problems:
-            raise UploadError(
-                500, "upload.policy", "Local versions are allowed but could not be validated."
-            ) from None
+        problems = list(group.problems)
         first = problems[0]
         message = first.message
         if len(problems) > 1:
@@ -183,7 +179,7 @@ def upload_distribution(
             token_services.record_use(token, actor=actor, now=now)
         return UploadOutcome(file=existing, created=False)
     _check_project_size(project, request.content.size)
-    dist = _validate(request)
+    dist = _validate(request, new_project=project is None)
 
     key = file_key(dist.hashes.blake2b_256, dist.filename)
     try:
@@ -226,6 +222,14 @@ def _record(
     project = Project.objects.select_for_update().filter(normalized_name=dist.name).first()
     projects_changed = project is None
     if project is None:
+        rival = similar_project(confusable_key(dist.metadata.name))
+        if rival is not None:  # created meanwhile by a concurrent upload
+            raise bad_request(
+                "dist.name.confusable",
+                f"The name '{dist.metadata.name}' is too similar to the existing project "
+                f"'{rival}'.",
+                field="name",
+            )
         serial = bump_serial(state, projects_changed=True)
         project = create_project(
             actor=actor, name=dist.metadata.name, owner=actor.user, serial=serial, now=now

@@ -236,9 +236,10 @@ def test_wheel_that_is_an_uncompressed_tar(tmp_path: Path) -> None:
 
 
 def test_zip_prefixed_with_other_data(tmp_path: Path) -> None:
-    # Polyglot: something else first, a valid ZIP directory at the end.
+    # Something else first, a valid ZIP directory at the end (zipfile accepts this): the
+    # content is a ZIP archive with prepended data, which is what the problem says.
     content = b"#!/bin/sh\necho hi\n" + make_wheel(tmp_path).read_bytes()
-    assert rejected_codes(write(tmp_path, WHEEL, content)) == ["dist.archive.wrong-type"]
+    assert rejected_codes(write(tmp_path, WHEEL, content)) == ["dist.zip.prepended-data"]
 
 
 def test_sdist_that_is_a_zip(tmp_path: Path) -> None:
@@ -521,16 +522,24 @@ def test_bad_requires_python(tmp_path: Path, specifier: str) -> None:
     assert (problem.code, problem.field) == ("dist.metadata.requires-python", "Requires-Python")
 
 
-def test_unparseable_optional_fields_do_not_fail(tmp_path: Path) -> None:
-    # Basic pipeline: odd optional fields are carried (or dropped), not judged.
+def test_repeated_optional_fields_are_invalid_and_unknown_fields_ignored(tmp_path: Path) -> None:
+    # Which of two Summaries (or of two "A" URLs) is the project's? Unknown headers are ignored.
     overrides: dict[str, MetadataValue] = {
         "Summary": ["one", "two"],
         "X-Custom": "yes",
-        "Project-URL": ["A, x", "A, y"],
+        "Project-URL": ["A, https://example.org/x", "A, https://example.org/y"],
     }
-    metadata = validate(make_wheel(tmp_path, metadata_overrides=overrides)).metadata
-    assert metadata.summary == ""
-    assert metadata.project_urls == ()
+    with pytest.raises(DistributionRejected) as caught:
+        validate(make_wheel(tmp_path, metadata_overrides=overrides))
+    assert [(p.code, p.field, p.message) for p in caught.value.problems] == [
+        (
+            "dist.metadata.invalid-field",
+            "Project-URL",
+            "Project-URL in METADATA uses a label twice, or is not valid UTF-8.",
+        ),
+        ("dist.metadata.invalid-field", "Summary", "Summary in METADATA appears more than once."),
+    ]
+    assert validate(make_wheel(tmp_path, metadata_overrides={"X-Custom": "yes"})).name == "demo"
 
 
 # -- declared (upload form) ---------------------------------------------------------------------
@@ -638,7 +647,7 @@ def test_every_code_in_the_source_is_documented() -> None:
     used: set[str] = set()
     for module in source.glob("*.py"):
         if module.name != "errors.py":
-            used.update(re.findall(r'"(dist\.[a-z-]+\.[a-z-]+)"', module.read_text()))
+            used.update(re.findall(r'"(dist\.[a-z0-9-]+\.[a-z0-9-]+)"', module.read_text()))
     assert used == KNOWN_CODES
 
 

@@ -1,4 +1,5 @@
-"""Project names (bastion.core.names) and versions (bastion.core.versions): P2, P3, P105, P107."""
+"""Project names (bastion.core.names) and versions (bastion.core.versions): P2, P3, P105, P107,
+and the names a new project may not take (stdlib, prohibited, look-alikes)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bastion.core.names import is_valid_name, normalize_name
+from bastion.core.names import (
+    PROHIBITED_NAMES,
+    confusable_key,
+    is_prohibited_name,
+    is_stdlib_name,
+    is_valid_name,
+    normalize_name,
+)
 from bastion.core.versions import InvalidVersionText, canonical_version, parse_version
 
 NORMALIZED = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*\Z")
@@ -97,3 +105,84 @@ def test_parse_version_error_is_a_value_error_with_a_message() -> None:
 )
 def test_canonical_version(text: str, canonical: str) -> None:
     assert canonical_version(parse_version(text)) == canonical
+
+
+# -- names a new project may not take (issue item 6) ------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["asyncio", "AsyncIO", "email", "xml", "tomllib", "os"])
+def test_stdlib_names(name: str) -> None:
+    assert is_stdlib_name(name)
+
+
+@pytest.mark.parametrize("name", ["requests", "async-io", "emails", "demo", "thread"])
+def test_not_stdlib_names(name: str) -> None:
+    # "_thread" is a module, but normalization keeps the underscore (as "-").
+    assert not is_stdlib_name(name)
+
+
+def test_prohibited_names_are_normalized_and_matched_after_normalization() -> None:
+    assert all(normalize_name(name) == name for name in PROHIBITED_NAMES)
+    assert is_prohibited_name("Python")
+    assert is_prohibited_name("requirements.txt")
+    assert is_prohibited_name("Setup_Py")
+    assert not is_prohibited_name("pip")
+    assert not is_prohibited_name("python-dateutil")
+    assert is_prohibited_name("custom", frozenset({"custom"}))
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "requests",
+        "Requests",
+        "Req_uests",
+        "re.quests",
+        "requ3sts",
+        "reque5ts",
+        "REQU3STS",
+        "r-e-q-u-e-s-t-s",
+        "ｒｅｑｕｅｓｔｓ",
+        "r\u0435quests",
+        "reqüests",
+    ],  # fmt: skip
+)
+def test_look_alikes_of_requests_collide(variant: str) -> None:
+    assert confusable_key(variant) == confusable_key("requests")
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("pil1ow", "pillow"), ("django", "djang0"), ("flask", "fiask"), ("numpy", "num-py")],
+)
+def test_pypi_ultranormalize_collisions(first: str, second: str) -> None:
+    # PyPI maps l/i/1 together and o/0 together, after dropping separators.
+    assert confusable_key(first) == confusable_key(second)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("requests", "request"), ("requests", "reqeusts"), ("py4j", "pyaj"), ("numpy", "numba")],
+)
+def test_different_names_do_not_collide(first: str, second: str) -> None:
+    # Missing letters and transpositions are typos, out of scope; 4 -> a is not mapped.
+    assert confusable_key(first) != confusable_key(second)
+
+
+@given(st.text())
+def test_confusable_key_is_idempotent(text: str) -> None:
+    key = confusable_key(text)
+    assert confusable_key(key) == key
+
+
+@given(name_and_variant())
+def test_case_and_separator_variants_share_a_confusable_key(pair: tuple[str, str]) -> None:
+    name, variant = pair
+    assert confusable_key(variant) == confusable_key(name)
+
+
+@given(valid_names)
+def test_confusable_key_of_a_valid_name_is_lowercase_ascii_without_separators(name: str) -> None:
+    key = confusable_key(name)
+    assert re.fullmatch(r"[a-z0-9]*", key)
+    assert not set(key) & set("01i35")

@@ -1,8 +1,11 @@
 """Distribution validation: ``validate_distribution`` and the values it takes and returns.
 
-The pipeline (``pipeline.py``) runs small steps, each in its own module: ``filenames`` ->
-``archives`` (framing) -> ``contents`` -> ``metadata`` -> ``declared``. Limits are the fields
-of :class:`Limits`; problems are :class:`DistProblem` with stable codes (see ``errors``).
+The pipeline (``pipeline.py``) runs small steps, each in its own module: ``filenames`` and
+``policy`` -> ``archives`` (framing: ``zipframing``, ``tarframing``) -> ``contents`` (``wheel``
+with ``record``, ``sdist``) -> ``metadata`` (with ``metadata_rules``) -> ``declared`` (with
+``form_fields``) -> ``policy`` (new project names). Limits are the fields of :class:`Limits`,
+index rules the fields of :class:`Policy`; problems are :class:`DistProblem` with stable codes
+(see ``errors``).
 """
 
 from bastion.core.dists.errors import KNOWN_CODES, DistProblem, DistributionRejected
@@ -18,6 +21,7 @@ from bastion.core.dists.model import (
     ValidatedDistribution,
 )
 from bastion.core.dists.pipeline import validate_distribution
+from bastion.core.dists.policy import Policy, check_new_project_name, is_pypi_platform_tag
 
 __all__ = [
     "KNOWN_CODES",
@@ -30,8 +34,11 @@ __all__ = [
     "Limits",
     "PackageType",
     "ParsedFilename",
+    "Policy",
     "ReleaseMetadata",
     "ValidatedDistribution",
+    "check_new_project_name",
+    "is_pypi_platform_tag",
     "parse_filename",
     "validate_distribution",
 ]

@@ -2,13 +2,15 @@
 
 Mirrors PyPI's form checks (legacy upload API, P63-P66 area): name and version must match,
 ``filetype`` must be known and true, and an sdist's ``pyversion`` is ``source``.
-``metadata_version`` is not compared: the file's own Metadata-Version is authoritative.
+``metadata_version`` is not compared: the file's own Metadata-Version is authoritative. The
+form's other core-metadata fields (``DeclaredFields.fields``) are compared by ``form_fields``.
 """
 
 from __future__ import annotations
 
 from bastion.core.dists.errors import DistProblem, shown
 from bastion.core.dists.filenames import ParsedFilename
+from bastion.core.dists.form_fields import check_form_fields
 from bastion.core.dists.model import DeclaredFields, ReleaseMetadata
 from bastion.core.names import is_valid_name, normalize_name
 from bastion.core.versions import InvalidVersionText, Version, parse_version
@@ -32,6 +34,8 @@ def check_declared(
     _check_version(declared.version, parsed, metadata, label, problems)
     _check_filetype(declared.filetype, parsed, problems)
     _check_pyversion(declared.pyversion, parsed, problems)
+    if declared.fields is not None and metadata is not None:
+        check_form_fields(declared.fields, metadata, label=label, problems=problems)
 
 
 def _check_name(

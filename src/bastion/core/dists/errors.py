@@ -126,6 +126,7 @@ KNOWN_CODES: Final[frozenset[str]] = frozenset(
         "dist.zip.unsupported-compression",
         "dist.zip.encrypted",
         "dist.zip.symlink",
+        "dist.zip.non-utf8-name",
         "dist.zip.header-mismatch",
         "dist.zip.data-descriptor",
         "dist.zip.prepended-data",

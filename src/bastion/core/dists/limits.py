@@ -30,10 +30,10 @@ class Limits:
     #: Size of each of the other small files read whole: ``WHEEL``, ``entry_points.txt``.
     max_small_file_bytes: int = 1 * MiB
     #: Size of a wheel's ``RECORD`` (about 100 bytes per member).
-    max_record_bytes: int = 64 * MiB
+    max_record_bytes: int = 16 * MiB
     #: Size of a ZIP central directory, which is read into memory whole (about 100 bytes per
     #: member); checked from the end-of-central-directory record before it is read.
-    max_directory_bytes: int = 64 * MiB
+    max_directory_bytes: int = 32 * MiB
     #: How many problems of one code are listed before the rest are summarized in one line
     #: (a wheel with 20,000 unlisted members gets one readable rejection, not 20,000 lines).
     max_problems_per_code: int = 20

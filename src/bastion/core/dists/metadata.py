@@ -1,20 +1,33 @@
-"""Step 4a: the core metadata file itself (P97, P100 in part, P89).
+"""Step 4a: the core metadata file (P97-P104, P89).
 
-Kept basic on purpose: the fields the index relies on are checked (Metadata-Version, Name,
-Version, Requires-Python, which is served to pip and uv); other fields are carried as written.
-Unparseable optional fields are left out rather than rejected here.
+Parsed with ``packaging.metadata`` (``parse_email``) and validated with
+``Metadata.from_raw(raw, validate=True)``, whose ``ExceptionGroup`` of ``InvalidMetadata`` is
+turned into problems, one per field; ``metadata_rules`` adds PyPI's checks on top. The stored
+release metadata is the file's, as written (``ReleaseMetadata``).
+
+Two leniencies, both PyPI's in effect (it validates the upload form, which twine fills in):
+
+* a field whose value is exactly ``UNKNOWN`` (old setuptools' filler) counts as absent;
+* ``License-File`` in metadata older than 2.4 (setuptools wrote it into 2.1/2.2) is not judged:
+  it had no meaning then, and twine leaves it out of the form.
+
+Unknown header fields are ignored, as PyPI ignores unknown form fields.
 """
 
 from __future__ import annotations
 
+import re
+import textwrap
 from typing import Final
 
-from packaging.metadata import RawMetadata, parse_email
+from packaging.metadata import InvalidMetadata, Metadata, RawMetadata, parse_email
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from bastion.core.dists.errors import DistProblem, shown
 from bastion.core.dists.filenames import ParsedFilename
+from bastion.core.dists.metadata_rules import check_metadata_rules, display_field
 from bastion.core.dists.model import ReleaseMetadata
+from bastion.core.dists.policy import Policy
 from bastion.core.names import is_valid_name, normalize_name
 from bastion.core.versions import InvalidVersionText, parse_version
 
@@ -24,25 +37,70 @@ __all__ = [
     "parse_release_metadata",
 ]
 
-#: Core metadata versions accepted (P97). 2.6 is parsed by packaging >= 26.3, which bastion
-#: requires; PyPI itself stops at 2.5 for now.
-SUPPORTED_METADATA_VERSIONS: Final[tuple[str, ...]] = (
-    "1.0",
-    "1.1",
-    "1.2",
-    "2.1",
-    "2.2",
-    "2.3",
-    "2.4",
-    "2.5",
-    "2.6",
+_DEFAULT_POLICY = Policy()
+_CANDIDATE_VERSIONS: Final = ("1.0", "1.1", "1.2", "2.0", "2.1", "2.2", "2.3", "2.4", "2.5",
+                              "2.6", "2.7", "2.8", "2.9")  # fmt: skip
+
+
+def _accepted_by_packaging(version: str) -> bool:
+    raw: RawMetadata = {"metadata_version": version, "name": "probe", "version": "1"}
+    try:
+        Metadata.from_raw(raw, validate=True)
+    except ExceptionGroup:
+        return False
+    return True
+
+
+#: Core metadata versions accepted (P97): exactly those the installed ``packaging`` validates
+#: (1.0-2.6 with packaging 26.x; never 2.0, which was not a real version). PyPI itself stops at
+#: 2.5 for now; 2.6 files are accepted here because their rules are enforced by packaging.
+SUPPORTED_METADATA_VERSIONS: Final[tuple[str, ...]] = tuple(
+    version for version in _CANDIDATE_VERSIONS if _accepted_by_packaging(version)
 )
+
+# Fields checked before packaging sees them (their problems are reported once, by us).
+_OWN_FIELDS: Final = frozenset({"metadata-version", "name", "version", "requires-python"})
+# Fields whose *values* metadata_rules validates one by one (packaging stops at the first bad
+# value); packaging's value errors for them are dropped, its "introduced in" errors kept.
+_RULE_FIELDS: Final = frozenset({"requires-dist", "provides-extra"})
+_FIELD_CODES: Final = {
+    "requires-dist": "dist.metadata.requirement",
+    "provides-extra": "dist.metadata.provides-extra",
+    "license-expression": "dist.metadata.license-expression",
+    "license-file": "dist.metadata.license-file",
+    "dynamic": "dist.metadata.dynamic",
+    "summary": "dist.metadata.summary",
+    "description-content-type": "dist.metadata.content-type",
+    "import-name": "dist.metadata.import-name",
+    "import-namespace": "dist.metadata.import-name",
+}
+_HEADER_DESCRIPTION: Final = re.compile(r"^description[ \t]*:", re.IGNORECASE | re.MULTILINE)
+_HEADERS_END: Final = re.compile(r"\r?\n\r?\n")
+_INTRODUCED: Final = re.compile(r"introduced in metadata version (\S+), not (\S+)")
+_MULTIPLE_USE: Final = frozenset(
+    {"classifier", "dynamic", "import-name", "import-namespace", "license-file", "obsoletes",
+     "obsoletes-dist", "platform", "project-url", "provides", "provides-dist", "provides-extra",
+     "requires", "requires-dist", "requires-external", "supported-platform"}
+)  # fmt: skip
+# Raw (packaging) names of the fields packaging knows, for the "unparsed" report.
+_KNOWN_EMAIL_FIELDS: Final = frozenset(
+    {"author", "author-email", "classifier", "description", "description-content-type",
+     "download-url", "dynamic", "home-page", "import-name", "import-namespace", "keywords",
+     "license", "license-expression", "license-file", "maintainer", "maintainer-email",
+     "metadata-version", "name", "obsoletes", "obsoletes-dist", "platform", "project-url",
+     "provides", "provides-dist", "provides-extra", "requires", "requires-dist",
+     "requires-external", "requires-python", "summary", "supported-platform", "version"}
+)  # fmt: skip
 
 
 def parse_release_metadata(
-    content: bytes, *, label: str, problems: list[DistProblem]
+    content: bytes,
+    *,
+    label: str,
+    problems: list[DistProblem],
+    policy: Policy = _DEFAULT_POLICY,
 ) -> ReleaseMetadata | None:
-    """Parse a METADATA / PKG-INFO file; ``label`` names it in messages.
+    """Parse and validate a METADATA / PKG-INFO file; ``label`` names it in messages.
 
     Returns ``None`` only when the file cannot be decoded; otherwise the metadata as written
     (``""`` for missing required fields, which are reported in ``problems``).
@@ -58,6 +116,8 @@ def parse_release_metadata(
         )
         return None
     raw, unparsed = parse_email(text)
+    if "description" in raw and _HEADER_DESCRIPTION.search(_HEADERS_END.split(text, 1)[0]):
+        raw["description"] = unfold_description(raw["description"])
 
     metadata_version = _required(
         raw.get("metadata_version"), "Metadata-Version", label, unparsed, problems
@@ -65,7 +125,8 @@ def parse_release_metadata(
     name = _required(raw.get("name"), "Name", label, unparsed, problems)
     version = _required(raw.get("version"), "Version", label, unparsed, problems)
 
-    if metadata_version and metadata_version not in SUPPORTED_METADATA_VERSIONS:
+    supported = metadata_version in SUPPORTED_METADATA_VERSIONS
+    if metadata_version and not supported:
         problems.append(
             DistProblem(
                 "dist.metadata.unsupported-version",
@@ -95,6 +156,11 @@ def parse_release_metadata(
                 )
             )
     _check_requires_python(raw, unparsed, label, problems)
+    _report_unparsed(unparsed, label, problems)
+    checked = _without_fillers(raw, metadata_version)
+    if supported:
+        _validate_with_packaging(checked, label, problems)
+    check_metadata_rules(checked, label=label, policy=policy, problems=problems)
     return _release_metadata(raw, metadata_version, name, version)
 
 
@@ -124,6 +190,25 @@ def check_matches_filename(
                 field="Version",
             )
         )
+
+
+def unfold_description(value: str) -> str:
+    """A Description *header*'s text, with its RFC 822 continuation indentation removed.
+
+    Before the description moved to the message body (2.1), it was a folded header: the spec
+    prefixes continuation lines with 7 spaces and ``|``; setuptools indented them by 8 spaces.
+    Left folded, a reStructuredText description would not render (setuptools and pkginfo, and
+    so twine and PyPI, unfold it the same way).
+    """
+    first, _, rest = value.partition("\n")
+    if not rest:
+        return value.strip()
+    lines = rest.split("\n")
+    if all(line.startswith("       |") for line in lines if line.strip()):
+        body = "\n".join(line[8:] for line in lines)
+    else:
+        body = textwrap.dedent(rest)
+    return first.strip() + "\n" + body
 
 
 def _required(
@@ -183,6 +268,71 @@ def _check_requires_python(
                 field="Requires-Python",
             )
         )
+
+
+def _report_unparsed(
+    unparsed: dict[str, list[str]], label: str, problems: list[DistProblem]
+) -> None:
+    """Known fields packaging could not parse: repeated single-use fields, duplicate Project-URL
+    labels, non-UTF-8 values. (Required fields and Requires-Python were reported already.)"""
+    for key in sorted(unparsed):
+        if key not in _KNOWN_EMAIL_FIELDS or key in _OWN_FIELDS:
+            continue
+        field = display_field(key)
+        if key == "project-url":
+            detail = "uses a label twice, or is not valid UTF-8"
+        elif len(unparsed[key]) > 1 and key not in _MULTIPLE_USE:
+            detail = "appears more than once"
+        else:
+            detail = "is not valid UTF-8"
+        problems.append(
+            DistProblem("dist.metadata.invalid-field", f"{field} in {label} {detail}.", field=field)
+        )
+
+
+def _without_fillers(raw: RawMetadata, metadata_version: str) -> RawMetadata:
+    """The fields that are judged: ``UNKNOWN`` values and pre-2.4 License-File left out."""
+    checked: dict[str, object] = {}
+    for key, value in raw.items():
+        if isinstance(value, str):
+            if value.strip() == "UNKNOWN":
+                continue
+        elif isinstance(value, list):
+            value = [item for item in value if item.strip() != "UNKNOWN"]
+            if not value:
+                continue
+        checked[key] = value
+    if "license_files" in checked and metadata_version in ("1.0", "1.1", "1.2", "2.1", "2.2",
+                                                            "2.3"):  # fmt: skip
+        del checked["license_files"]
+    return checked  # type: ignore[return-value]
+
+
+def _validate_with_packaging(raw: RawMetadata, label: str, problems: list[DistProblem]) -> None:
+    try:
+        Metadata.from_raw(raw, validate=True)
+    except ExceptionGroup as group:
+        errors = [error for error in group.exceptions if isinstance(error, InvalidMetadata)]
+        for error in sorted(errors, key=lambda error: error.field):
+            problem = _problem_for(error, label)
+            if problem is not None:
+                problems.append(problem)
+
+
+def _problem_for(error: InvalidMetadata, label: str) -> DistProblem | None:
+    key = error.field.lower()
+    field = display_field(key)
+    if introduced := _INTRODUCED.search(str(error)):
+        return DistProblem(
+            "dist.metadata.field-too-new",
+            f"{field} in {label} needs Metadata-Version {introduced[1]} or later, not "
+            f"{introduced[2]}.",
+            field=field,
+        )
+    if key in _OWN_FIELDS or key in _RULE_FIELDS:
+        return None
+    code = _FIELD_CODES.get(key, "dist.metadata.invalid-field")
+    return DistProblem(code, f"Invalid {field} in {label}: {error}.", field=field)
 
 
 def _release_metadata(

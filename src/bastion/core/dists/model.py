@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -74,6 +75,10 @@ class DeclaredFields:
     filetype: str | None = None
     pyversion: str | None = None
     metadata_version: str | None = None
+    #: Every raw form field as sent (P64-P66: ``summary``, ``classifiers``, ``project_urls``
+    #: ...), for comparing the form's other core-metadata fields with the file. ``None``: not
+    #: compared. Fields that are not core metadata (digests, ``:action``) are ignored.
+    fields: Mapping[str, Sequence[str]] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,19 @@ class ReleaseMetadata:
                 value = tuple(tuple(item) if isinstance(item, list) else item for item in value)
             values[name] = value
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class MetadataFile:
+    """The exact bytes of a distribution's core metadata member, and where they came from."""
+
+    path: str
+    content: bytes = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        """``"METADATA"`` or ``"PKG-INFO"``, for messages."""
+        return self.path.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,10 @@ class Policy:
     #: P108: platform tags accepted on top of PyPI's allow-list (``"linux_x86_64"`` for wheels
     #: built on and for the organisation's own machines).
     extra_platform_tags: frozenset[str] = frozenset()
+    #: P88: the ``Tag`` lines of ``WHEEL`` must be the expansion of the filename's tags. Off
+    #: accepts renamed wheels (built as ``linux_x86_64``, renamed ``manylinux2014`` without
+    #: auditwheel, as some large projects publish); installers only read the filename.
+    check_wheel_tags: bool = True
     #: P104: classifiers must be known to ``trove-classifiers`` and not deprecated.
     check_classifiers: bool = True
     #: ``Private :: ...`` classifiers exist so that a private project cannot reach PyPI by
@@ -78,8 +82,19 @@ _STATIC_PLATFORMS: Final[frozenset[str]] = frozenset(
 )
 _MACOSX: Final = re.compile(r"macosx_(?P<major>\d+)_(?P<minor>\d+)_(?P<arch>.*)\Z", re.ASCII)
 _MACOSX_ARCHES: Final = frozenset(
-    {"ppc", "ppc64", "i386", "x86_64", "arm64", "intel", "fat", "fat3", "fat64", "universal",
-     "universal2"}  # fmt: skip
+    {
+        "ppc",
+        "ppc64",
+        "i386",
+        "x86_64",
+        "arm64",
+        "intel",
+        "fat",
+        "fat3",
+        "fat64",
+        "universal",
+        "universal2",
+    }  # fmt: skip
 )
 # macOS 10.x only ever raised the minor version; from 11 on, only ``_0`` tags exist.
 _MACOSX_MAJORS: Final = frozenset({"11", "12", "13", "14", "15", "26"})
@@ -108,9 +123,7 @@ def is_pypi_platform_tag(platform: str) -> bool:
     if match := _LINUX.match(platform):
         arches = _MANYLINUX_ARCHES if match["libc"] == "many" else _MUSLLINUX_ARCHES
         return match["arch"] in arches
-    return bool(
-        _IOS.match(platform) or _ANDROID.match(platform) or _PYEMSCRIPTEN.match(platform)
-    )
+    return bool(_IOS.match(platform) or _ANDROID.match(platform) or _PYEMSCRIPTEN.match(platform))
 
 
 def check_platform_tags(
@@ -169,8 +182,7 @@ def check_new_project_name(
         problems.append(
             DistProblem(
                 "dist.name.confusable",
-                f"The name {shown(name)} is too similar to the existing project "
-                f"{shown(existing)}.",
+                f"The name {shown(name)} is too similar to the existing project {shown(existing)}.",
                 field="name",
             )
         )
