@@ -33,6 +33,7 @@ _KEYS = (
     "ip_retention_days",
     "extra_platform_tags",
     "check_classifiers",
+    "check_wheel_tags",
     "render_description",
     "max_archive_members",
     "max_uncompressed_size",
@@ -139,6 +140,7 @@ def _policy(settings: dict[str, object]) -> Policy:
         ),
         extra_platform_tags=_as_tags(settings.get("extra_platform_tags", "")),
         check_classifiers=_as_bool("check_classifiers", settings.get("check_classifiers", True)),
+        check_wheel_tags=_as_bool("check_wheel_tags", settings.get("check_wheel_tags", True)),
         render_description=_as_bool("render_description", settings.get("render_description", True)),
     )
 
