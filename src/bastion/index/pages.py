@@ -68,6 +68,18 @@ def _cached(project_name: str, kind: str) -> Page | None:
     return Page(body=bytes(row[0]), etag=row[1], serial=row[2])
 
 
+def cached_etag(project_name: str, kind: str) -> Page | None:
+    """The current rendering's ETag and serial only (for conditional requests); no body."""
+    row = (
+        RenderedPage.objects.filter(
+            project__normalized_name=project_name, kind=kind, serial=F("project__serial")
+        )
+        .values_list("etag", "serial")
+        .first()
+    )
+    return None if row is None else Page(body=b"", etag=row[0], serial=row[1])
+
+
 def project_page(normalized_name: str, kind: str) -> Page | None:
     """A project's simple page (HTML or JSON) or PyPI JSON; None if there is no such project."""
     page = _cached(normalized_name, kind)

@@ -121,6 +121,13 @@ def simple_detail(request: HttpRequest, project: str) -> HttpResponseBase:
     if chosen is None:
         return _not_acceptable()
     kind = pages.SIMPLE_JSON if chosen == negotiation.JSON else pages.SIMPLE_HTML
+    if request.headers.get("If-None-Match"):
+        # a revalidation: answer 304 from the ETag alone, without loading the page body
+        current = pages.cached_etag(normalized, kind)
+        if current is not None:
+            response = _page_response(request, current, chosen)
+            if response.status_code == 304:
+                return response
     page = pages.project_page(normalized, kind)
     if page is None:
         response = _not_found(f"404 Not Found: no project named {project!r} on this index.")

@@ -101,9 +101,13 @@ def test_hit_costs_one_query_and_304_on_matching_etag(client, published):
     assert len(queries) == 1
     etag = response["ETag"]
     assert etag.startswith('"') and not etag.startswith("W/")
-    again = client.get("/simple/demo-pkg/", HTTP_IF_NONE_MATCH=etag)
+    with CaptureQueriesContext(connection) as queries:
+        again = client.get("/simple/demo-pkg/", HTTP_IF_NONE_MATCH=etag)
     assert again.status_code == 304
     assert again.content == b""
+    assert len(queries) == 1 and '"body"' not in queries[0]["sql"]
+    stale = client.get("/simple/demo-pkg/", HTTP_IF_NONE_MATCH='"stale"')
+    assert stale.status_code == 200 and stale.content == response.content
     json_etag = client.get("/simple/demo-pkg/", HTTP_ACCEPT=JSON_TYPE)["ETag"]
     v1_html_etag = client.get(
         "/simple/demo-pkg/", HTTP_ACCEPT="application/vnd.pypi.simple.v1+html"
