@@ -12,7 +12,7 @@ import secrets
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from bastion.core.dists import Limits
 from bastion.core.dists.policy import Policy
@@ -226,8 +226,8 @@ def load_config(environ: dict[str, str] | None = None) -> Config:
 
     data_dir = Path(str(settings.get("data_dir", "./data"))).expanduser().resolve()
     database_url = str(settings.get("database_url", f"sqlite:///{data_dir / 'bastion.sqlite3'}"))
-    storage_url = str(settings.get("storage_url", f"file://{data_dir / 'files'}"))
-    email_url = str(settings.get("email_url", f"file://{data_dir / 'outbox'}"))
+    storage_url = str(settings.get("storage_url", f"file://{quote(str(data_dir / 'files'))}"))
+    email_url = str(settings.get("email_url", f"file://{quote(str(data_dir / 'outbox'))}"))
     base_url = str(settings.get("base_url", "http://127.0.0.1:8000")).rstrip("/")
     redis_url = settings.get("redis_url")
 

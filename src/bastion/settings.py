@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import dj_database_url
 
@@ -133,7 +133,7 @@ else:
 _email = urlsplit(BASTION.email_url)
 if _email.scheme == "file":
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-    EMAIL_FILE_PATH = _email.path
+    EMAIL_FILE_PATH = unquote(_email.path)
 elif _email.scheme == "console":
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 else:
