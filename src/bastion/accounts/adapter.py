@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
 from allauth.account.adapter import DefaultAccountAdapter
+from django.conf import settings
 from django.http import HttpRequest
+
+
+def canonical_url(url: str) -> str:
+    """``url`` moved onto BASTION_BASE_URL's origin.
+
+    Links in e-mails (password reset, address confirmation) are built from the configured
+    public origin, never from the request's Host header, which a client controls: otherwise a
+    reset requested with ``Host: attacker.example`` would mail the victim a link to the attacker.
+    """
+    base = urlsplit(settings.BASTION.base_url)
+    parts = urlsplit(url)
+    path = base.path.rstrip("/") + parts.path
+    return urlunsplit((base.scheme, base.netloc, path, parts.query, parts.fragment))
 
 
 class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
@@ -11,3 +28,9 @@ class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
         # Behind a proxy, configure the proxy to set REMOTE_ADDR (e.g. gunicorn's
         # forwarded_allow_ips); bastion never trusts X-Forwarded-For on its own.
         return str(request.META.get("REMOTE_ADDR") or "")
+
+    def get_reset_password_from_key_url(self, key: str) -> str:
+        return canonical_url(str(super().get_reset_password_from_key_url(key)))
+
+    def get_email_confirmation_url(self, request: HttpRequest, emailconfirmation: Any) -> str:
+        return canonical_url(str(super().get_email_confirmation_url(request, emailconfirmation)))
