@@ -55,7 +55,8 @@ def _store(project: Project | None, kind: str, serial: int, body: bytes) -> Page
     return page
 
 
-def _cached(project_name: str, kind: str) -> Page | None:
+def cached_page(project_name: str, kind: str) -> Page | None:
+    """The current cached rendering, or None (a miss: not rendered yet, stale, no project)."""
     row = (
         RenderedPage.objects.filter(
             project__normalized_name=project_name, kind=kind, serial=F("project__serial")
@@ -82,7 +83,7 @@ def cached_etag(project_name: str, kind: str) -> Page | None:
 
 def project_page(normalized_name: str, kind: str) -> Page | None:
     """A project's simple page (HTML or JSON) or PyPI JSON; None if there is no such project."""
-    page = _cached(normalized_name, kind)
+    page = cached_page(normalized_name, kind)
     if page is not None:
         return page
     project = Project.objects.filter(normalized_name=normalized_name).first()

@@ -20,21 +20,15 @@ from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from bastion.core.names import normalize_name
-from bastion.index import negotiation, pages
+from bastion.index import answers, negotiation, pages
 from bastion.index.rendering import BASE, version_key
 from bastion.projects.models import File, Project, ProjectStatus, Release
 from bastion.projects.queries import files_of
 from bastion.storage import BlobNotFound, blob_store, metadata_key
 from bastion.storage.local import LocalBlobStore
 
-SIMPLE_CACHE = "public, max-age=600"
 JSON_API_CACHE = "public, max-age=900"
 FILE_CACHE = "public, max-age=31536000, immutable"
-_CONTENT_TYPES = {
-    negotiation.JSON: "application/vnd.pypi.simple.v1+json",
-    negotiation.V1_HTML: "application/vnd.pypi.simple.v1+html",
-    negotiation.TEXT_HTML: "text/html; charset=utf-8",
-}
 
 
 def _not_found(message: str) -> HttpResponse:
@@ -65,34 +59,21 @@ def _not_acceptable() -> HttpResponse:
 
 
 def _page_response(request: HttpRequest, page: pages.Page, content_type: str) -> HttpResponse:
-    etag = page.etag
-    if content_type == negotiation.TEXT_HTML:
-        etag = etag[:-1] + '-h"'  # same bytes as v1+html, different representation (P16)
-    headers = {
-        "Vary": "Accept",
-        "ETag": etag,
-        "Cache-Control": SIMPLE_CACHE,
-        "X-PyPI-Last-Serial": str(page.serial),
-        "Access-Control-Allow-Origin": "*",
-        "Access-Control-Expose-Headers": "X-PyPI-Last-Serial",
-    }
-    if _etag_matches(request.headers.get("If-None-Match"), etag):
-        return HttpResponse(status=304, headers=headers)
-    response = HttpResponse(
-        b"" if request.method == "HEAD" else page.body,
-        content_type=_CONTENT_TYPES[content_type],
-        headers=headers,
+    answer = answers.page_answer(
+        page,
+        content_type,
+        method=request.method or "GET",
+        if_none_match=request.headers.get("If-None-Match"),
     )
-    response["Content-Length"] = str(len(page.body))
+    response = HttpResponse(answer.body, status=answer.status)
+    for name, value in answer.headers:
+        response[name] = value
+    if answer.status == 304:
+        del response["Content-Type"]
     return response
 
 
-def _etag_matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    if header.strip() == "*":
-        return True
-    return etag in [candidate.strip() for candidate in header.split(",")]
+_etag_matches = answers.etag_matches
 
 
 def _read_only(request: HttpRequest) -> HttpResponse | None:
@@ -101,6 +82,7 @@ def _read_only(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
+@csrf_exempt  # read-only: other methods get 405, not a CSRF 403
 def simple_root(request: HttpRequest) -> HttpResponse:
     if (refused := _read_only(request)) is not None:
         return refused
@@ -111,6 +93,7 @@ def simple_root(request: HttpRequest) -> HttpResponse:
     return _page_response(request, pages.root_page(kind), chosen)
 
 
+@csrf_exempt  # read-only: other methods get 405, not a CSRF 403
 def simple_detail(request: HttpRequest, project: str) -> HttpResponseBase:
     if (refused := _read_only(request)) is not None:
         return refused
@@ -136,6 +119,7 @@ def simple_detail(request: HttpRequest, project: str) -> HttpResponseBase:
     return _page_response(request, page, chosen)
 
 
+@csrf_exempt  # read-only: other methods get 405, not a CSRF 403
 def simple_slashless(request: HttpRequest, project: str) -> HttpResponseBase:
     return HttpResponsePermanentRedirect(f"/simple/{normalize_name(project)}/")
 
@@ -162,6 +146,7 @@ def _json_response(request: HttpRequest, body: bytes, serial: int, etag: str) ->
     )
 
 
+@csrf_exempt  # read-only: other methods get 405, not a CSRF 403
 def pypi_project_json(request: HttpRequest, project: str) -> HttpResponseBase:
     if (refused := _read_only(request)) is not None:
         return refused
@@ -180,6 +165,7 @@ def _hidden(normalized: str) -> bool:
     ).exists()
 
 
+@csrf_exempt  # read-only: other methods get 405, not a CSRF 403
 def pypi_release_json(request: HttpRequest, project: str, version: str) -> HttpResponseBase:
     if (refused := _read_only(request)) is not None:
         return refused

@@ -1,0 +1,65 @@
+"""The response to a simple-page request, as plain data (status, headers, body).
+
+Both the Django view and the WSGI fast path (``fastpath``) send exactly this, so a cache hit
+answered without Django carries the same headers as one answered through it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bastion.index import negotiation
+from bastion.index.pages import Page
+
+SIMPLE_CACHE = "public, max-age=600"
+CONTENT_TYPES = {
+    negotiation.JSON: "application/vnd.pypi.simple.v1+json",
+    negotiation.V1_HTML: "application/vnd.pypi.simple.v1+html",
+    negotiation.TEXT_HTML: "text/html; charset=utf-8",
+}
+# What Django's security and clickjacking middleware would add, so both paths agree.
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    return etag in [candidate.strip() for candidate in header.split(",")]
+
+
+def representation_etag(page: Page, content_type: str) -> str:
+    if content_type == negotiation.TEXT_HTML:
+        return page.etag[:-1] + '-h"'  # same bytes as v1+html, another representation (P16)
+    return page.etag
+
+
+def page_answer(page: Page, content_type: str, *, method: str, if_none_match: str | None) -> Answer:
+    etag = representation_etag(page, content_type)
+    headers = [
+        ("Vary", "Accept"),
+        ("ETag", etag),
+        ("Cache-Control", SIMPLE_CACHE),
+        ("X-PyPI-Last-Serial", str(page.serial)),
+        ("Access-Control-Allow-Origin", "*"),
+        ("Access-Control-Expose-Headers", "X-PyPI-Last-Serial"),
+        *SECURITY_HEADERS,
+    ]
+    if etag_matches(if_none_match, etag):
+        return Answer(304, tuple(headers), b"")
+    headers.append(("Content-Type", CONTENT_TYPES[content_type]))
+    headers.append(("Content-Length", str(len(page.body))))
+    return Answer(200, tuple(headers), b"" if method == "HEAD" else page.body)

@@ -1,0 +1,1 @@
+from tests.integration.index.test_read_api import published  # noqa: F401

@@ -1,0 +1,130 @@
+"""The WSGI fast path answers cache hits exactly as Django would, and passes everything else on."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.wsgi import get_wsgi_application
+
+from bastion.index.fastpath import SimplePageFastPath
+from tests.integration.index.test_read_api import JSON_TYPE, PIP_ACCEPT
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Recorder:
+    """Wraps Django so a test can see whether a request reached it."""
+
+    def __init__(self) -> None:
+        self.django = get_wsgi_application()
+        self.calls = 0
+
+    def __call__(self, environ, start_response):
+        self.calls += 1
+        return self.django(environ, start_response)
+
+
+def call(app, path: str, *, method: str = "GET", query: str = "", **headers: str):
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    for name, value in headers.items():
+        environ["HTTP_" + name.upper()] = value
+    captured = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        captured["status"] = status
+        captured["headers"] = response_headers
+
+    body = b"".join(app(environ, start_response))
+    return int(captured["status"].split()[0]), dict(captured["headers"]), body
+
+
+COMPARED = (
+    "Content-Type",
+    "Content-Length",
+    "ETag",
+    "Vary",
+    "Cache-Control",
+    "X-PyPI-Last-Serial",
+    "Access-Control-Allow-Origin",
+    "X-Content-Type-Options",
+)
+
+
+@pytest.mark.parametrize(
+    ("accept", "method"),
+    [
+        (PIP_ACCEPT, "GET"),
+        ("text/html", "GET"),
+        (None, "GET"),
+        (JSON_TYPE, "HEAD"),
+        ("application/vnd.pypi.simple.v1+html", "GET"),
+    ],
+)
+def test_hit_is_identical_to_django(published, accept, method):
+    recorder = Recorder()
+    fast = SimplePageFastPath(recorder)
+    headers = {"accept": accept} if accept else {}
+    slow = call(recorder, "/simple/demo-pkg/", method=method, **headers)  # renders and caches
+    assert recorder.calls == 1
+    quick = call(fast, "/simple/demo-pkg/", method=method, **headers)
+    assert recorder.calls == 1  # answered without Django
+    assert quick[0] == slow[0] == 200
+    assert quick[2] == slow[2]
+    for name in COMPARED:
+        assert quick[1].get(name) == slow[1].get(name), name
+
+
+def test_revalidation_is_a_304_without_django(published):
+    recorder = Recorder()
+    fast = SimplePageFastPath(recorder)
+    _status, headers, _body = call(recorder, "/simple/demo-pkg/", accept=JSON_TYPE)
+    status, quick_headers, body = call(
+        fast, "/simple/demo-pkg/", accept=JSON_TYPE, if_none_match=headers["ETag"]
+    )
+    assert (status, body, recorder.calls) == (304, b"", 1)
+    assert quick_headers["ETag"] == headers["ETag"]
+    status, _h, body = call(fast, "/simple/demo-pkg/", accept=JSON_TYPE, if_none_match='"x"')
+    assert status == 200 and body and recorder.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "headers", "status"),
+    [
+        ("/simple/demo-pkg/", "", {}, 200),  # a miss: not rendered yet
+        ("/simple/no-such-project/", "", {}, 404),
+        ("/simple/Demo_Pkg/", "", {}, 301),
+        ("/simple/demo-pkg/", "format=text/html", {}, 200),
+        ("/simple/demo-pkg/", "", {"accept": "image/png"}, 406),
+        ("/simple/", "", {}, 200),
+    ],
+)
+def test_everything_else_falls_through(published, path, query, headers, status):
+    recorder = Recorder()
+    fast = SimplePageFastPath(recorder)
+    result = call(fast, path, query=query, **headers)
+    assert result[0] == status
+    assert recorder.calls == 1
+
+
+def test_post_falls_through(published):
+    recorder = Recorder()
+    fast = SimplePageFastPath(recorder)
+    call(recorder, "/simple/demo-pkg/")
+    assert call(fast, "/simple/demo-pkg/", method="POST")[0] == 405
+    assert recorder.calls == 2
