@@ -67,6 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from django.conf import settings
 
     config = settings.BASTION
+    _check_can_listen(args.host, args.port)
     if not args.no_migrate:
         _migrate()
     config.spool_dir.mkdir(parents=True, exist_ok=True)
@@ -75,6 +76,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     run(host=args.host, port=args.port, workers=args.workers)
     return EXIT_OK
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Fail with one line, before starting workers, when the address cannot be bound."""
+    import socket
+
+    if not 0 < port < 65536:
+        raise CommandError(f"invalid port {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise CommandError(f"cannot resolve --host {host!r}: {exc.strerror}") from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def _first_start_notice(host: str, port: int) -> None:
@@ -322,7 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_ERROR
         if os.environ.get("BASTION_DEBUG"):
             raise
-        print(f"bastion: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"bastion: error: {type(exc).__name__}: {reason}", file=sys.stderr)
         return EXIT_ERROR
 
 

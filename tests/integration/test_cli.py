@@ -146,3 +146,15 @@ def test_check_dist(capsys, tmp_path):
     assert code == 1 and "dist.archive." in err
     code, out, err = run(capsys, "check-dist", str(tmp_path / "missing.whl"))
     assert code == 2 and "no such file" in err
+
+
+def test_serve_refuses_a_busy_port_in_one_line(capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, out, err = run(capsys, "serve", "--port", str(port))
+    assert code == 2 and out == ""
+    assert err == f"bastion: error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
