@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F
 
 from bastion.accounts.models import User
 from bastion.actors import Actor
@@ -25,17 +24,22 @@ def lock_index() -> IndexState:
     On PostgreSQL this is a row lock, so changes from every app node are serialised; on SQLite
     bastion opens write transactions IMMEDIATE, which serialises writers already.
     """
-    IndexState.objects.get_or_create(pk=1)
-    return IndexState.objects.select_for_update().get(pk=1)
+    state = IndexState.objects.select_for_update().filter(pk=1).first()
+    if state is None:  # created by migration 0002; only a flushed test database lacks it
+        IndexState.objects.get_or_create(pk=1)
+        state = IndexState.objects.select_for_update().get(pk=1)
+    return state
 
 
 def bump_serial(state: IndexState, *, projects_changed: bool = False) -> int:
     """Advance the index serial (and the project-list serial when that list changed)."""
-    updates: dict[str, object] = {"serial": F("serial") + 1}
+    # The row is locked by lock_index(), so the values read there are current.
+    state.serial += 1
+    updates: dict[str, object] = {"serial": state.serial}
     if projects_changed:
-        updates["projects_serial"] = F("projects_serial") + 1
+        state.projects_serial += 1
+        updates["projects_serial"] = state.projects_serial
     IndexState.objects.filter(pk=state.pk).update(**updates)
-    state.refresh_from_db()
     return state.serial
 
 
