@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from django.http import HttpRequest
+
     from bastion.accounts.models import User
     from bastion.tokens.models import ApiToken
 
@@ -27,6 +29,23 @@ class Actor:
     @classmethod
     def operator(cls) -> Actor:
         return cls(user=None, via="cli")
+
+    @classmethod
+    def from_request(
+        cls, request: HttpRequest | None, *, user: User | None, token: ApiToken | None = None
+    ) -> Actor:
+        """The principal of a web request: the client's address and user agent, and whether
+        it authenticated with an API token (``via="token"``) or a session (``"web"``)."""
+        via = "token" if token is not None else "web"
+        if request is None:
+            return cls(user=user, token=token, via=via)
+        return cls(
+            user=user,
+            token=token,
+            ip_address=request.META.get("REMOTE_ADDR") or None,
+            user_agent=request.headers.get("User-Agent", "")[:500],
+            via=via,
+        )
 
     @property
     def label(self) -> str:

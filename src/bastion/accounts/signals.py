@@ -17,21 +17,10 @@ from bastion.actors import Actor
 from bastion.audit.services import record_now
 
 
-def actor_for(request: HttpRequest | None, user: User | None) -> Actor:
-    if request is None:
-        return Actor(user=user, via="web")
-    return Actor(
-        user=user,
-        ip_address=request.META.get("REMOTE_ADDR") or None,
-        user_agent=request.headers.get("User-Agent", "")[:500],
-        via="web",
-    )
-
-
 def _signed_in(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
     record_now(
         "account.signin.succeeded",
-        actor=actor_for(request, user),
+        actor=Actor.from_request(request, user=user),
         subject_user=user,
         payload={"method": "password"},
     )
@@ -49,7 +38,7 @@ def _sign_in_failed(
     )
     record_now(
         "account.signin.failed",
-        actor=actor_for(request, None),
+        actor=Actor.from_request(request, user=None),
         subject_user=target,
         payload={"method": "password", "login": login if target is not None else ""},
     )
@@ -57,24 +46,30 @@ def _sign_in_failed(
 
 def _signed_out(sender: Any, request: HttpRequest, user: User | None, **kwargs: Any) -> None:
     if user is not None:
-        record_now("account.signout", actor=actor_for(request, user), subject_user=user)
+        record_now(
+            "account.signout", actor=Actor.from_request(request, user=user), subject_user=user
+        )
 
 
 def _signed_up(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
     record_now(
         "account.created",
-        actor=actor_for(request, user),
+        actor=Actor.from_request(request, user=user),
         subject_user=user,
         payload={"email": user.email, "via": "signup"},
     )
 
 
 def _password_changed(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
-    record_now("account.password.changed", actor=actor_for(request, user), subject_user=user)
+    record_now(
+        "account.password.changed", actor=Actor.from_request(request, user=user), subject_user=user
+    )
 
 
 def _password_reset(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
-    record_now("account.password.reset", actor=actor_for(request, None), subject_user=user)
+    record_now(
+        "account.password.reset", actor=Actor.from_request(request, user=None), subject_user=user
+    )
 
 
 def _email_confirmed(sender: Any, request: HttpRequest, email_address: Any, **kwargs: Any) -> None:
@@ -82,7 +77,7 @@ def _email_confirmed(sender: Any, request: HttpRequest, email_address: Any, **kw
     User.objects.filter(pk=user.pk, email__iexact=email_address.email).update(email_verified=True)
     record_now(
         "account.email.verified",
-        actor=actor_for(request, user),
+        actor=Actor.from_request(request, user=user),
         subject_user=user,
         payload={"email": email_address.email},
     )
@@ -98,7 +93,7 @@ def _email_changed(
 ) -> None:  # noqa: E501
     record_now(
         "account.email.changed",
-        actor=actor_for(request, user),
+        actor=Actor.from_request(request, user=user),
         subject_user=user,
         payload={
             "from": getattr(from_email_address, "email", None),

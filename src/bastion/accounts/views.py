@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
-from bastion.accounts.signals import actor_for
+from bastion.actors import Actor
 from bastion.audit.services import record_now
 
 
@@ -15,7 +15,7 @@ def rate_limited(request: HttpRequest, exception: Exception | None = None) -> Ht
     )
     record_now(
         "account.rate-limited",
-        actor=actor_for(request, user),
+        actor=Actor.from_request(request, user=user),
         subject_user=user,
         payload={"path": request.path[:200], "method": request.method},
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bastion.index import negotiation
+from bastion.index import negotiation, pages
 from bastion.index.pages import Page
 
 SIMPLE_CACHE = "public, max-age=600"
@@ -63,3 +63,23 @@ def page_answer(page: Page, content_type: str, *, method: str, if_none_match: st
     headers.append(("Content-Type", CONTENT_TYPES[content_type]))
     headers.append(("Content-Length", str(len(page.body))))
     return Answer(200, tuple(headers), b"" if method == "HEAD" else page.body)
+
+
+def cached_answer(
+    project_name: str, kind: str, content_type: str, *, method: str, if_none_match: str | None
+) -> Answer | None:
+    """The answer from the current cached rendering, or None on a miss.
+
+    A revalidation whose ETag is current gets its 304 from the ETag alone, without loading the
+    page body.
+    """
+    if if_none_match:
+        current = pages.cached_etag(project_name, kind)
+        if current is not None and etag_matches(
+            if_none_match, representation_etag(current, content_type)
+        ):
+            return page_answer(current, content_type, method=method, if_none_match=if_none_match)
+    page = pages.cached_page(project_name, kind)
+    if page is None:
+        return None
+    return page_answer(page, content_type, method=method, if_none_match=if_none_match)

@@ -50,17 +50,8 @@ class SimplePageFastPath:
         # Django's request_started/finished signals do this for requests it handles.
         close_old_connections()
         try:
-            if if_none_match:
-                current = pages.cached_etag(match.group(1), kind)
-                if current is not None:
-                    answer = answers.page_answer(
-                        current, chosen, method=method, if_none_match=if_none_match
-                    )
-                    if answer.status == 304:
-                        return answer
-            page = pages.cached_page(match.group(1), kind)
+            return answers.cached_answer(
+                match.group(1), kind, chosen, method=method, if_none_match=if_none_match
+            )
         finally:
             close_old_connections()
-        if page is None:
-            return None
-        return answers.page_answer(page, chosen, method=method, if_none_match=if_none_match)

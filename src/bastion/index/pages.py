@@ -15,7 +15,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from bastion.index import rendering
-from bastion.projects.models import IndexState, Project, Release, RenderedPage, Role
+from bastion.projects.models import (
+    IndexState,
+    Project,
+    ProjectStatus,
+    Release,
+    RenderedPage,
+    Role,
+)
 from bastion.projects.queries import files_of, visible_projects
 
 SIMPLE_HTML = "simple-html"
@@ -83,20 +90,30 @@ def cached_etag(project_name: str, kind: str) -> Page | None:
 
 def project_page(normalized_name: str, kind: str) -> Page | None:
     """A project's simple page (HTML or JSON) or PyPI JSON; None if there is no such project."""
-    page = cached_page(normalized_name, kind)
-    if page is not None:
-        return page
+    return cached_page(normalized_name, kind) or render_project_page(normalized_name, kind)
+
+
+def render_project_page(normalized_name: str, kind: str) -> Page | None:
+    """Render and store the page (a cache miss); None if there is no such project.
+
+    A quarantined project keeps a simple page without files (PEP 792) but has no PyPI JSON.
+    """
     project = Project.objects.filter(normalized_name=normalized_name).first()
     if project is None:
+        return None
+    quarantined = project.status == ProjectStatus.QUARANTINED
+    if kind == PYPI_JSON and quarantined:
         return None
     files = files_of(project)
     if kind == SIMPLE_HTML:
         body = rendering.simple_detail_html(project, files)
     elif kind == SIMPLE_JSON:
-        versions = Release.objects.filter(project=project).values_list("version", flat=True)
-        if project.status == "quarantined":
-            versions = Release.objects.none().values_list("version", flat=True)
-        body = rendering.simple_detail_json(project, files, list(versions))
+        versions = (
+            []
+            if quarantined
+            else list(Release.objects.filter(project=project).values_list("version", flat=True))
+        )
+        body = rendering.simple_detail_json(project, files, versions)
     elif kind == PYPI_JSON:
         body = pypi_json_body(project, files, release=None)
     else:  # pragma: no cover
@@ -121,8 +138,8 @@ def pypi_json_body(project: Project, files: list, *, release: Release | None) ->
 
 
 def root_page(kind: str) -> Page:
-    IndexState.objects.get_or_create(pk=1)
-    serial = IndexState.objects.values_list("projects_serial", flat=True).get(pk=1)
+    # The row is created by a migration; a flushed test database starts from serial 0.
+    serial = IndexState.objects.filter(pk=1).values_list("projects_serial", flat=True).first() or 0
     row = (
         RenderedPage.objects.filter(project__isnull=True, kind=kind, serial=serial)
         .values_list("body", "etag", "serial")

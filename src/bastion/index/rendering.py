@@ -41,17 +41,23 @@ def _attr(value: str) -> str:
     return escape(value, quote=True)
 
 
-def simple_root_html(projects: Sequence[tuple[str, str]]) -> bytes:
-    lines = [
+def _html_start(title: str, extra_meta: Sequence[str] = ()) -> list[str]:
+    """The document head every simple HTML page shares (PEP 503, PEP 629 version meta)."""
+    return [
         "<!DOCTYPE html>",
         "<html>",
         "  <head>",
         '    <meta charset="utf-8">',
         f'    <meta name="pypi:repository-version" content="{API_VERSION}">',
-        "    <title>Simple index</title>",
+        *extra_meta,
+        f"    <title>{escape(title)}</title>",
         "  </head>",
         "  <body>",
     ]
+
+
+def simple_root_html(projects: Sequence[tuple[str, str]]) -> bytes:
+    lines = _html_start("Simple index")
     for name, normalized in projects:
         lines.append(f'    <a href="{_attr(normalized)}/">{escape(name)}</a><br />')
     lines += ["  </body>", "</html>", ""]
@@ -79,15 +85,7 @@ def _status_meta(project: Project) -> list[str]:
 
 def simple_detail_html(project: Project, files: Sequence[File]) -> bytes:
     lines = [
-        "<!DOCTYPE html>",
-        "<html>",
-        "  <head>",
-        '    <meta charset="utf-8">',
-        f'    <meta name="pypi:repository-version" content="{API_VERSION}">',
-        *_status_meta(project),
-        f"    <title>Links for {escape(project.name)}</title>",
-        "  </head>",
-        "  <body>",
+        *_html_start(f"Links for {project.name}", _status_meta(project)),
         f"    <h1>Links for {escape(project.name)}</h1>",
     ]
     for file in files:

@@ -58,22 +58,13 @@ def _not_acceptable() -> HttpResponse:
     return response
 
 
-def _page_response(request: HttpRequest, page: pages.Page, content_type: str) -> HttpResponse:
-    answer = answers.page_answer(
-        page,
-        content_type,
-        method=request.method or "GET",
-        if_none_match=request.headers.get("If-None-Match"),
-    )
+def _answer_response(answer: answers.Answer) -> HttpResponse:
     response = HttpResponse(answer.body, status=answer.status)
     for name, value in answer.headers:
         response[name] = value
     if answer.status == 304:
         del response["Content-Type"]
     return response
-
-
-_etag_matches = answers.etag_matches
 
 
 def _read_only(request: HttpRequest) -> HttpResponse | None:
@@ -90,7 +81,14 @@ def simple_root(request: HttpRequest) -> HttpResponse:
     if chosen is None:
         return _not_acceptable()
     kind = pages.ROOT_JSON if chosen == negotiation.JSON else pages.ROOT_HTML
-    return _page_response(request, pages.root_page(kind), chosen)
+    return _answer_response(
+        answers.page_answer(
+            pages.root_page(kind),
+            chosen,
+            method=request.method or "GET",
+            if_none_match=request.headers.get("If-None-Match"),
+        )
+    )
 
 
 @csrf_exempt  # read-only: other methods get 405, not a CSRF 403
@@ -104,19 +102,19 @@ def simple_detail(request: HttpRequest, project: str) -> HttpResponseBase:
     if chosen is None:
         return _not_acceptable()
     kind = pages.SIMPLE_JSON if chosen == negotiation.JSON else pages.SIMPLE_HTML
-    if request.headers.get("If-None-Match"):
-        # a revalidation: answer 304 from the ETag alone, without loading the page body
-        current = pages.cached_etag(normalized, kind)
-        if current is not None:
-            response = _page_response(request, current, chosen)
-            if response.status_code == 304:
-                return response
-    page = pages.project_page(normalized, kind)
-    if page is None:
-        response = _not_found(f"404 Not Found: no project named {project!r} on this index.")
-        response["Vary"] = "Accept"
-        return response
-    return _page_response(request, page, chosen)
+    method = request.method or "GET"
+    if_none_match = request.headers.get("If-None-Match")
+    answer = answers.cached_answer(
+        normalized, kind, chosen, method=method, if_none_match=if_none_match
+    )
+    if answer is None:
+        page = pages.render_project_page(normalized, kind)
+        if page is None:
+            response = _not_found(f"404 Not Found: no project named {project!r} on this index.")
+            response["Vary"] = "Accept"
+            return response
+        answer = answers.page_answer(page, chosen, method=method, if_none_match=if_none_match)
+    return _answer_response(answer)
 
 
 @csrf_exempt  # read-only: other methods get 405, not a CSRF 403
@@ -136,7 +134,7 @@ def _json_response(request: HttpRequest, body: bytes, serial: int, etag: str) ->
         "Access-Control-Allow-Origin": "*",
         "Access-Control-Expose-Headers": "X-PyPI-Last-Serial",
     }
-    if _etag_matches(request.headers.get("If-None-Match"), etag):
+    if answers.etag_matches(request.headers.get("If-None-Match"), etag):
         return HttpResponse(status=304, headers=headers)
     body = body.replace(BASE.encode(), _origin(request))
     return HttpResponse(
@@ -154,15 +152,9 @@ def pypi_project_json(request: HttpRequest, project: str) -> HttpResponseBase:
     if normalized != project:
         return HttpResponsePermanentRedirect(f"/pypi/{normalized}/json")
     page = pages.project_page(normalized, pages.PYPI_JSON)
-    if page is None or _hidden(normalized):
+    if page is None:
         return _not_found(f"404 Not Found: no project named {project!r} on this index.")
     return _json_response(request, page.body, page.serial, page.etag)
-
-
-def _hidden(normalized: str) -> bool:
-    return Project.objects.filter(
-        normalized_name=normalized, status=ProjectStatus.QUARANTINED
-    ).exists()
 
 
 @csrf_exempt  # read-only: other methods get 405, not a CSRF 403
@@ -257,7 +249,7 @@ def file_download(request: HttpRequest, path: str) -> HttpResponseBase:
         response = redirect(redirect_url)
         response["Cache-Control"] = "private, max-age=60"
         return response
-    if _etag_matches(request.headers.get("If-None-Match"), etag):
+    if answers.etag_matches(request.headers.get("If-None-Match"), etag):
         return HttpResponse(status=304, headers=headers)
 
     start, end, status = 0, size - 1, 200

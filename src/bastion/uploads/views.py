@@ -28,21 +28,6 @@ log = logging.getLogger(__name__)
 _BODY_OVERHEAD = 16 * 1024 * 1024
 
 
-def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
-def _token_actor(request: HttpRequest, token: ApiToken) -> Actor:
-    """The principal of an upload: the token's user, through that token, from this client."""
-    return Actor(
-        user=token.user,
-        token=token,
-        ip_address=_client_ip(request),
-        user_agent=request.headers.get("User-Agent", "")[:500],
-        via="token",
-    )
-
-
 def _wants_json(request: HttpRequest) -> bool:
     accept = request.headers.get("Accept", "")
     return "application/json" in accept and "text/html" not in accept.split(",")[0]
@@ -90,7 +75,7 @@ def _record_refusal(
     fields = getattr(body, "fields", {}) or {}
     content = getattr(body, "content", None)
     name = (fields.get("name") or [""])[-1][:200]
-    actor = _token_actor(request, token)
+    actor = Actor.from_request(request, user=token.user, token=token)
     kind = "token.refused" if error.code.startswith("token.") else "upload.rejected"
     try:
         record_now(
@@ -142,7 +127,7 @@ def legacy_upload(request: HttpRequest) -> HttpResponse:
         body = read_body(request, spool_dir=config.spool_dir, max_size=config.max_file_size)
         protocol.check_action(protocol.action_of(query, body.fields))
         upload = protocol.parse_upload(body)
-        actor = _token_actor(request, token)
+        actor = Actor.from_request(request, user=token.user, token=token)
         outcome = upload_distribution(
             actor=actor,
             request=upload,

@@ -165,6 +165,8 @@ def test_yanked_and_quarantined_rendering(client, published):
     assert "<a " not in html
     assert json.loads(client.get("/simple/demo-pkg/", HTTP_ACCEPT=JSON_TYPE).content)["files"] == []
     assert "demo-pkg" not in client.get("/simple/").content.decode()
+    assert client.get("/pypi/demo-pkg/json").status_code == 404
+    assert client.get("/pypi/demo-pkg/1.0/json").status_code == 404
     key = File.objects.first().storage_key
     assert client.get(f"/files/{key}").status_code == 404
 
