@@ -22,8 +22,6 @@ import functools
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,10 +33,11 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tests.processes import LOOPBACK, free_ports, stop_process_group
+
 WEED = Path(sys.executable).parent / "weed"
 STARTUP_TIMEOUT = 60.0
 STOP_GRACE = 2.0  # weed ignores SIGTERM while its components wind down; then SIGKILL
-LOOPBACK = "127.0.0.1"
 REGION = "us-east-1"
 PROBE_BUCKET = "readiness-probe"
 
@@ -114,20 +113,6 @@ class S3Server:
 def new_bucket_name(label: str = "test") -> str:
     """A bucket name no other test uses (lowercase, DNS-safe)."""
     return f"{label}-{secrets.token_hex(6)}"
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct loopback ports that were free a moment ago (all held while choosing)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((LOOPBACK, 0))
-            sockets.append(sock)
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def weed_command(directory: Path, config_path: Path, ports: dict[str, int]) -> list[str]:
@@ -206,21 +191,6 @@ def _wait_ready(server: S3Server, process: subprocess.Popen[bytes], timeout: flo
     )
 
 
-def stop_process_group(process: subprocess.Popen[Any], grace: float = STOP_GRACE) -> None:
-    """SIGTERM the process's group, then SIGKILL it after ``grace`` seconds."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-    # Also when the leader is gone already: its group may still hold children.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
-
-
 def _remove_grpc_sockets(ports: dict[str, int]) -> None:
     """weed puts its gRPC unix sockets in /tmp whatever TMPDIR says; remove the ones it made."""
     for component in ("master", "volume", "filer", "s3"):
@@ -266,7 +236,7 @@ def seaweedfs(directory: Path, *, timeout: float = STARTUP_TIMEOUT) -> Iterator[
         _wait_ready(server, process, timeout)
         yield server
     finally:
-        stop_process_group(process)
+        stop_process_group(process, grace=STOP_GRACE)
         _remove_grpc_sockets(ports)
 
 
@@ -299,10 +269,8 @@ def shared_s3_server(
 __all__ = [
     "S3Server",
     "SeaweedFSError",
-    "free_ports",
     "new_bucket_name",
     "seaweedfs",
     "shared_s3_server",
-    "stop_process_group",
     "weed_command",
 ]

@@ -12,12 +12,18 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import pytest
 import requests
+
+from tests.processes import stop_process_group
 
 VENV_BIN = Path(sys.executable).parent
 PYTHON = sys.executable
@@ -303,6 +309,12 @@ class LiveServer:
             self._session = session
         return self._session
 
+    def close(self) -> None:
+        """Close the HTTP session (the server process is stopped by whoever started it)."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
     def server_log(self) -> str:
         if self.stderr_path is None or not self.stderr_path.exists():
             return ""
@@ -423,3 +435,63 @@ def upload_form(
 
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+SERVER_STOP_GRACE = 15.0  # gunicorn finishes in-flight requests on SIGTERM; then SIGKILL
+
+
+def serve(
+    live: LiveServer, *, workers: int, timeout: float, extra: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    """Start ``bastion serve`` for ``live`` (on its base URL's port) and wait for /healthz.
+
+    The server runs in its own process group (stop it with ``stop_process_group``). If it
+    exits or does not answer within ``timeout`` seconds, it is stopped and the test fails
+    with the end of its log.
+    """
+    assert live.stderr_path is not None
+    port = urlsplit(live.base_url).port
+    stdout_path = live.stderr_path.with_name("server.stdout.log")
+    with stdout_path.open("wb") as out, live.stderr_path.open("wb") as err:
+        process = subprocess.Popen(
+            [
+                BASTION,
+                "serve",
+                *extra,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            env=live.env,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    live.process = process
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(
+                f"bastion serve ({live.backend}) exited with {process.returncode} before "
+                f"answering /healthz:\n{live.server_log()[-6000:]}",
+                pytrace=False,
+            )
+        try:
+            response = live.http.get(live.url("/healthz"), timeout=2)
+            if response.status_code == 200:
+                return process
+            last = f"{response.status_code} {response.text[:200]}"
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        time.sleep(0.2)
+    stop_process_group(process, grace=SERVER_STOP_GRACE)
+    pytest.fail(
+        f"bastion serve ({live.backend}) did not answer /healthz within {timeout:.0f} s "
+        f"(last: {last}):\n{live.server_log()[-6000:]}",
+        pytrace=False,
+    )

@@ -11,34 +11,29 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 import secrets
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
-import requests
 
 from tests.e2e._support import (
-    BASTION,
+    SERVER_STOP_GRACE,
     BuiltDist,
     LiveServer,
     SampleSpec,
     build_project,
     clean_environ,
+    serve,
 )
+from tests.pg import temporary_database
+from tests.processes import free_port, stop_process_group
 
 E2E_DIR = Path(__file__).parent
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 HEALTH_TIMEOUT = 30.0
-STOP_GRACE = 15.0
 
 SAMPLES: dict[str, SampleSpec] = {
     # twine: published, then re-published; "twine_altered" has the same file names, other bytes.
@@ -106,86 +101,18 @@ def sample_dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, BuiltDis
 # The live server
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _postgres_admin() -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        message = f"PostgreSQL is not reachable at 127.0.0.1:5432 ({exc})".replace("\n", " ")
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + "; CI=true requires it", pytrace=False)
-        pytest.skip(message + "; skipping the postgresql e2e backend")
-
-
-def _drop_database(name: str) -> None:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_GRACE)
-    except subprocess.TimeoutExpired:
-        # The server runs in its own session: kill its whole process group (master + workers).
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(timeout=10)
-
-
-def _wait_healthy(live: LiveServer, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + HEALTH_TIMEOUT
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"bastion serve ({live.backend}) exited with {process.returncode} before "
-                f"answering /healthz:\n{live.server_log()}",
-                pytrace=False,
-            )
-        try:
-            response = live.http.get(live.url("/healthz"), timeout=2)
-            if response.status_code == 200:
-                return
-            last = f"{response.status_code} {response.text[:200]}"
-        except requests.RequestException as exc:
-            last = type(exc).__name__
-        time.sleep(0.2)
-    _stop(process)
-    pytest.fail(
-        f"bastion serve ({live.backend}) did not answer /healthz within {HEALTH_TIMEOUT:.0f} s "
-        f"(last: {last}):\n{live.server_log()}",
-        pytrace=False,
-    )
-
-
-def _check_backend_in_use(live: LiveServer, database: str | None) -> None:
+def _check_backend_in_use(live: LiveServer, database_url: str | None) -> None:
     """The server really runs on the backend under test (its configuration was honoured)."""
     sqlite_file = live.data_dir / "bastion.sqlite3"
-    if database is None:
+    if database_url is None:
         assert sqlite_file.is_file(), f"no SQLite database at {sqlite_file}"
         return
     assert not sqlite_file.exists(), "the PostgreSQL server also wrote a SQLite database"
-    url = f"postgresql://postgres@127.0.0.1:5432/{database}"
-    with psycopg.connect(url, connect_timeout=5) as connection:
+    with psycopg.connect(database_url, connect_timeout=5) as connection:
         (tables,) = connection.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
         ).fetchone() or (0,)
-    assert tables > 0, f"no tables in {database}: the server did not use PostgreSQL"
+    assert tables > 0, f"no tables in {database_url}: the server did not use PostgreSQL"
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -193,40 +120,28 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     backend: str = request.param
-    data_dir = tmp_path_factory.mktemp(f"bastion-{backend}")
-    port = _free_port()
-    env = clean_environ()
-    env["BASTION_DATA_DIR"] = str(data_dir)
-    env["BASTION_BASE_URL"] = f"http://127.0.0.1:{port}"
-    database = None
-    if backend == "postgresql":
-        admin = _postgres_admin()
-        database = f"bastion_e2e_{secrets.token_hex(6)}"
-        with admin:
-            admin.execute(f'CREATE DATABASE "{database}"')
-        env["BASTION_DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:5432/{database}"
-        env["BASTION_SECRET_KEY"] = "e2e-" + secrets.token_urlsafe(40)
+    with contextlib.ExitStack() as cleanup:
+        data_dir = tmp_path_factory.mktemp(f"bastion-{backend}")
+        port = free_port()
+        env = clean_environ()
+        env["BASTION_DATA_DIR"] = str(data_dir)
+        env["BASTION_BASE_URL"] = f"http://127.0.0.1:{port}"
+        database_url = None
+        if backend == "postgresql":
+            database_url = cleanup.enter_context(temporary_database("bastion_e2e"))
+            env["BASTION_DATABASE_URL"] = database_url
+            env["BASTION_SECRET_KEY"] = "e2e-" + secrets.token_urlsafe(40)
 
-    live = LiveServer(
-        backend=backend,
-        base_url=f"http://127.0.0.1:{port}",
-        data_dir=data_dir,
-        env=env,
-        stderr_path=data_dir / "server.stderr.log",
-    )
-    process = None
-    try:
-        with (data_dir / "server.stdout.log").open("wb") as out, live.stderr_path.open("wb") as err:
-            process = subprocess.Popen(
-                [BASTION, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-                env=env,
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        live.process = process
-        _wait_healthy(live, process)
+        live = LiveServer(
+            backend=backend,
+            base_url=f"http://127.0.0.1:{port}",
+            data_dir=data_dir,
+            env=env,
+            stderr_path=data_dir / "server.stderr.log",
+        )
+        process = serve(live, workers=2, timeout=HEALTH_TIMEOUT)
+        cleanup.callback(stop_process_group, process, grace=SERVER_STOP_GRACE)
+        cleanup.callback(live.close)
         live.password = secrets.token_urlsafe(18)
         live.cli_ok(
             "user",
@@ -239,15 +154,8 @@ def server(
         )
         live.token = live.cli_ok("token", "create", "alice", "--name", "e2e-user-wide")
         assert live.token and "\n" not in live.token
-        _check_backend_in_use(live, database)
+        _check_backend_in_use(live, database_url)
         yield live
-    finally:
-        if process is not None:
-            _stop(process)
-        if live._session is not None:
-            live._session.close()
-        if database is not None:
-            _drop_database(database)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,10 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import signal
-import socket
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,51 +13,13 @@ import psycopg
 import pytest
 import requests
 
-from tests.e2e._support import BASTION, clean_environ
+from tests.e2e._support import BASTION, SERVER_STOP_GRACE, LiveServer, clean_environ, serve
 from tests.pg import temporary_database
+from tests.processes import free_ports, stop_process_group
 from tests.unit.core.builders import make_wheel
 
 pytestmark = pytest.mark.e2e
 UPLOADS = 24
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [BASTION, "serve", "--no-migrate", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return process
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("server did not start:\n" + log.read_text())
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        import os
-
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 def _form(path: Path, *, corrupt_digest: bool) -> tuple[dict[str, str], dict[str, tuple]]:
@@ -109,9 +68,20 @@ def test_parallel_uploads_through_two_servers_keep_one_chain(tmp_path):
             # a few projects, several versions each: new projects and new releases race
             wheels.append(make_wheel(where, name=f"chain-{n % 4}", version=f"{n}.0"))
 
-        ports = [_free_port(), _free_port()]
-        servers = [_start(env, port, tmp_path / f"server{i}.log") for i, port in enumerate(ports)]
+        ports = free_ports(2)
+        servers = []
         try:
+            for i, port in enumerate(ports):
+                logs = tmp_path / f"server{i}"
+                logs.mkdir()
+                live = LiveServer(
+                    backend=f"postgresql node {i}",
+                    base_url=f"http://127.0.0.1:{port}",
+                    data_dir=tmp_path / "data",
+                    env=env,
+                    stderr_path=logs / "server.stderr.log",
+                )
+                servers.append(serve(live, workers=2, timeout=60, extra=["--no-migrate"]))
 
             def upload(index: int) -> int:
                 fields, files = _form(wheels[index], corrupt_digest=index % 6 == 5)
@@ -129,7 +99,7 @@ def test_parallel_uploads_through_two_servers_keep_one_chain(tmp_path):
                 statuses = list(pool.map(upload, range(UPLOADS)))
         finally:
             for process in servers:
-                _stop(process)
+                stop_process_group(process, grace=SERVER_STOP_GRACE)
 
         expected = [400 if n % 6 == 5 else 200 for n in range(UPLOADS)]
         assert statuses == expected

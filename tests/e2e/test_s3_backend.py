@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import subprocess
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,21 +21,17 @@ import requests
 
 from bastion.storage import file_key, metadata_key
 from tests.e2e._support import (
-    BASTION,
     PYTHON,
+    SERVER_STOP_GRACE,
     LiveServer,
     clean_environ,
     client_environ,
     describe,
     run,
+    serve,
 )
-from tests.s3server import (
-    S3Server,
-    free_ports,
-    new_bucket_name,
-    shared_s3_server,
-    stop_process_group,
-)
+from tests.processes import free_ports, stop_process_group
+from tests.s3server import S3Server, new_bucket_name, shared_s3_server
 from tests.unit.core.builders import make_wheel
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +39,6 @@ pytestmark = pytest.mark.e2e
 PROJECT = "e2e-s3-demo"
 PREFIX = "index/files"
 HEALTH_TIMEOUT = 60.0  # generous: a loaded machine starts Django slowly
-SERVER_STOP_GRACE = 10.0
 
 
 @pytest.fixture(scope="session")
@@ -77,31 +71,6 @@ def _server_environ(s3: S3Server, data_dir: Path, port: int, storage_url: str) -
     return env
 
 
-def _wait_healthy(live: LiveServer, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + HEALTH_TIMEOUT
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"bastion serve ({live.backend}) exited with {process.returncode}:\n"
-                f"{live.server_log()[-6000:]}",
-                pytrace=False,
-            )
-        try:
-            response = live.http.get(live.url("/healthz"), timeout=2)
-            if response.status_code == 200:
-                return
-            last = f"{response.status_code} {response.text[:200]}"
-        except requests.RequestException as exc:
-            last = type(exc).__name__
-        time.sleep(0.2)
-    pytest.fail(
-        f"bastion serve ({live.backend}) did not answer /healthz within {HEALTH_TIMEOUT:.0f} s "
-        f"(last: {last}):\n{live.server_log()[-6000:]}",
-        pytrace=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def start_server(
     tmp_path_factory: pytest.TempPathFactory,
@@ -119,18 +88,7 @@ def start_server(
             env=env,
             stderr_path=stderr_path,
         )
-        with (logs / "server.stdout.log").open("wb") as out, stderr_path.open("wb") as err:
-            process = subprocess.Popen(
-                [BASTION, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                env=env,
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        processes.append(process)
-        live.process = process
-        _wait_healthy(live, process)
+        processes.append(serve(live, workers=1, timeout=HEALTH_TIMEOUT))
         return live
 
     try:

@@ -18,7 +18,8 @@ import requests
 
 from bastion.storage import BlobNotFound, StorageError, file_key, metadata_key, store_for_url
 from bastion.storage.s3 import S3BlobStore
-from tests.s3server import S3Server, free_ports, new_bucket_name, shared_s3_server
+from tests.processes import free_ports
+from tests.s3server import S3Server, new_bucket_name, shared_s3_server
 from tests.unit.storage.contract import BlobStoreContract, key_for, read_all, unique_bytes
 
 MiB = 1024 * 1024
