@@ -230,6 +230,11 @@ def _str_tuple(value: object) -> tuple[str, ...]:
 # --- checks --------------------------------------------------------------------------------
 
 
+def is_project_caveat(caveat: Caveat) -> bool:
+    """True for the caveats that depend on the project a request is about."""
+    return isinstance(caveat, ProjectName | ProjectID)
+
+
 def check_permission(context: RequestContext) -> str | None:
     """None if API tokens may grant ``context.permission`` at all, else the reason."""
     if context.permission in PERMISSIONS:

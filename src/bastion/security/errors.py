@@ -42,6 +42,18 @@ class TokenInvalid(TokenError):
         super().__init__("Invalid API Token: " + "; ".join(self.reasons))
 
 
+class TokenSignatureInvalid(TokenInvalid):
+    """The token's signature does not match its key: the presenter proved nothing.
+
+    Whoever presents such a token is anonymous; nothing may be attributed to the token's owner.
+    """
+
+    code = "token.signature"
+
+    def __init__(self, reason: str = "signatures do not match") -> None:
+        super().__init__((reason,))
+
+
 class CaveatError(TokenError):
     """A caveat predicate that cannot be understood; the token carrying it fails."""
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pymacaroons
-from pymacaroons.exceptions import MacaroonException, MacaroonInvalidSignatureException
+from pymacaroons.exceptions import MacaroonException
 
 from bastion.security.caveats import (
     Caveat,
@@ -24,9 +25,15 @@ from bastion.security.caveats import (
     check,
     check_permission,
     deserialize,
+    is_project_caveat,
     serialize,
 )
-from bastion.security.errors import CaveatError, TokenFormatError, TokenInvalid
+from bastion.security.errors import (
+    CaveatError,
+    TokenFormatError,
+    TokenInvalid,
+    TokenSignatureInvalid,
+)
 
 PREFIX = "bastion"
 KEY_LENGTH = 32
@@ -70,6 +77,73 @@ def caveats_of(token: str) -> tuple[Caveat, ...]:
     return tuple(result)
 
 
+def authenticate(
+    token: str,
+    *,
+    key: bytes,
+    user_id: str,
+    permission: str,
+    now: int,
+    stored_caveats: Sequence[Caveat] = (),
+) -> ProjectScope:
+    """Step one of every use of a token, before anything else of the request is read.
+
+    Verifies the HMAC chain against ``key`` and every caveat that does not depend on the
+    project the request is about (expiry, not-before, user, permission, well-formedness), in
+    the token and in ``stored_caveats`` (the server's row, which is authoritative). Project
+    caveats are returned as a ``ProjectScope`` to check once the request names its project.
+
+    Raises ``TokenSignatureInvalid`` if the signature does not match (the presenter proved
+    nothing: no other reason is reported), ``TokenInvalid`` with every reason if a caveat
+    fails, ``TokenFormatError`` if the token does not parse at all.
+    """
+    macaroon = _parse(token)
+    context = RequestContext(
+        user_id=user_id, project_name=None, project_id=None, now=now, permission=permission
+    )
+    deferred: list[Caveat] = []
+    reasons = _verify_macaroon(macaroon, key=key, context=context, deferred=deferred)
+    permission_reason = check_permission(context)
+    if permission_reason is not None:
+        reasons.insert(0, permission_reason)
+    for caveat in stored_caveats:
+        if is_project_caveat(caveat):
+            deferred.append(caveat)
+            continue
+        reason = check(caveat, context)
+        if reason is not None:
+            reasons.append(reason)
+    if reasons:
+        # The stored caveats usually repeat the embedded ones: report each reason once.
+        raise TokenInvalid(tuple(dict.fromkeys(reasons)))
+    return ProjectScope(caveats=tuple(dict.fromkeys(deferred)), user_id=user_id, now=now)
+
+
+@dataclass(frozen=True)
+class ProjectScope:
+    """The project caveats of an authenticated token, to check once the project is known."""
+
+    caveats: tuple[Caveat, ...]
+    user_id: str
+    now: int
+
+    def check(self, *, project_name: str | None, project_id: str | None) -> None:
+        """Return if the token may act on this project; ``TokenInvalid`` with the reasons if not.
+
+        ``project_name`` is normalized (PEP 503); ``project_id`` is None for a project that does
+        not exist yet.
+        """
+        context = RequestContext(
+            user_id=self.user_id,
+            project_name=project_name,
+            project_id=project_id,
+            now=self.now,
+        )
+        reasons = [reason for c in self.caveats if (reason := check(c, context)) is not None]
+        if reasons:
+            raise TokenInvalid(tuple(dict.fromkeys(reasons)))
+
+
 def verify(
     token: str,
     *,
@@ -77,39 +151,38 @@ def verify(
     context: RequestContext,
     stored_caveats: Sequence[Caveat] = (),
 ) -> None:
-    """Return if ``token`` grants ``context``; raise ``TokenInvalid`` with every reason if not.
+    """Both steps at once: ``authenticate``, then the project caveats for ``context``.
 
-    The HMAC chain must match ``key``, every caveat in the token must be understood and
-    satisfied, and so must ``stored_caveats``: the caveats on the server's token row, which are
-    authoritative (they apply even if the presented token was minted without them).
-    Raises ``TokenFormatError`` if the token does not parse at all.
+    Raises ``TokenInvalid`` (``TokenSignatureInvalid`` for a bad signature) or
+    ``TokenFormatError``, as ``authenticate`` does.
     """
-    macaroon = _parse(token)
-    reasons: list[str] = []
-    permission_reason = check_permission(context)
-    if permission_reason is not None:
-        reasons.append(permission_reason)
-    reasons.extend(_verify_macaroon(macaroon, key=key, context=context))
-    for caveat in stored_caveats:
-        reason = check(caveat, context)
-        if reason is not None:
-            reasons.append(reason)
-    if reasons:
-        # The stored caveats usually repeat the embedded ones: report each reason once.
-        raise TokenInvalid(tuple(dict.fromkeys(reasons)))
+    scope = authenticate(
+        token,
+        key=key,
+        user_id=context.user_id,
+        permission=context.permission,
+        now=context.now,
+        stored_caveats=stored_caveats,
+    )
+    scope.check(project_name=context.project_name, project_id=context.project_id)
 
 
-def _verify_macaroon(macaroon: Any, *, key: bytes, context: RequestContext) -> list[str]:
-    """Every reason the presented macaroon fails: unmet caveats and a signature mismatch."""
+def _verify_macaroon(
+    macaroon: Any, *, key: bytes, context: RequestContext, deferred: list[Caveat]
+) -> list[str]:
+    """Every reason an embedded caveat fails; ``TokenSignatureInvalid`` if the chain does not
+    verify. Project caveats are not checked here: they are appended to ``deferred``.
+    """
     for raw in macaroon.caveats:
         # Checked before running the Verifier: it would look for discharge macaroons for a
-        # third-party caveat, and crash decoding a predicate that is not UTF-8.
+        # third-party caveat, and crash decoding a predicate that is not UTF-8. The chain of
+        # such a token cannot be verified, so whoever presents it proved nothing.
         if not raw.first_party():
-            return ["third-party caveats are not supported"]
+            raise TokenSignatureInvalid("third-party caveats are not supported")
         try:
             raw.caveat_id_bytes.decode("utf-8")
         except UnicodeDecodeError:
-            return ["malformed caveat: not valid UTF-8"]
+            raise TokenSignatureInvalid("malformed caveat: not valid UTF-8") from None
 
     reasons: list[str] = []
     evaluated = 0
@@ -122,10 +195,14 @@ def _verify_macaroon(macaroon: Any, *, key: bytes, context: RequestContext) -> l
         except CaveatError as error:
             reasons.append(str(error))
             return True
-        if caveat is not None:
-            reason = check(caveat, context)
-            if reason is not None:
-                reasons.append(reason)
+        if caveat is None:
+            return True
+        if is_project_caveat(caveat):
+            deferred.append(caveat)
+            return True
+        reason = check(caveat, context)
+        if reason is not None:
+            reasons.append(reason)
         # Always True: the outcome is recorded in `reasons`, and any reason fails the token.
         # Returning False would make pymacaroons skip this caveat's HMAC step and report a
         # misleading "signatures do not match" instead of the real reason.
@@ -135,13 +212,11 @@ def _verify_macaroon(macaroon: Any, *, key: bytes, context: RequestContext) -> l
     verifier.satisfy_general(satisfier)
     try:
         verifier.verify(macaroon, key)
-    except MacaroonInvalidSignatureException:
-        reasons.append("signatures do not match")
     except MacaroonException:
-        reasons.append("token could not be verified")
+        raise TokenSignatureInvalid() from None
     if evaluated != len(macaroon.caveats):
         # Defensive: never accept a token with a caveat the satisfier did not see.
-        reasons.append("token could not be verified")
+        raise TokenSignatureInvalid("token could not be verified")
     return reasons
 
 

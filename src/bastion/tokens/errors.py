@@ -1,5 +1,15 @@
 """Errors raised by token services (the codec's own errors live in bastion.security.errors)."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from bastion.security.errors import TokenInvalid
+
+if TYPE_CHECKING:
+    from bastion.tokens.models import ApiToken
+
 
 class TokenServiceError(Exception):
     code = "token.error"
@@ -15,3 +25,16 @@ class TokenNameInUse(TokenServiceError):
 
 class InvalidTokenRequest(TokenServiceError):
     code = "token.invalid-request"
+
+
+class TokenRefused(TokenInvalid):
+    """A genuine token (its signature verified) whose caveats refuse this request.
+
+    The presenter holds the real token, so the refusal may be recorded against it.
+    """
+
+    code = "token.refused"
+
+    def __init__(self, reasons: Sequence[str], *, token: ApiToken) -> None:
+        super().__init__(reasons)
+        self.token = token

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -26,8 +27,8 @@ from bastion.core.names import is_valid_name, normalize_name
 from bastion.projects.models import Project
 from bastion.security import caveats as caveat_codec
 from bastion.security import macaroons
-from bastion.security.errors import TokenFormatError, TokenInvalid
-from bastion.tokens.errors import InvalidTokenRequest, TokenNameInUse
+from bastion.security.errors import TokenFormatError, TokenInvalid, TokenSignatureInvalid
+from bastion.tokens.errors import InvalidTokenRequest, TokenNameInUse, TokenRefused
 from bastion.tokens.models import ApiToken
 
 MAX_NAME_LENGTH = 100
@@ -107,8 +108,33 @@ def create_token(
     return token, secret
 
 
-def find_token(raw: str) -> ApiToken:
-    """The token row a presented token names; TokenFormatError/TokenInvalid if there is none."""
+@dataclass(frozen=True)
+class AuthenticatedToken:
+    """A token that proved itself: its row, and the project caveats still to check.
+
+    Only ``authenticate`` makes one, so holding one means the signature and every caveat that
+    does not depend on the project were verified.
+    """
+
+    token: ApiToken
+    scope: macaroons.ProjectScope
+
+    @property
+    def user(self) -> User:
+        return self.token.user
+
+    def check_project(self, *, project_name: str, project_id: str | None) -> None:
+        """TokenInvalid unless the token may act on this (normalized) project."""
+        self.scope.check(project_name=project_name, project_id=project_id)
+
+
+def authenticate(raw: str, *, permission: str, now: datetime) -> AuthenticatedToken:
+    """Look the token up and verify it, in one step, before anything else of the request.
+
+    Raises ``TokenFormatError`` (not a token), ``TokenSignatureInvalid`` (unknown, revoked or
+    forged: the presenter proved nothing and stays anonymous), ``TokenRefused`` (a genuine
+    token whose caveats refuse this request: expired, another user, disabled account).
+    """
     identifier = macaroons.read_identifier(raw)
     try:
         token_id = UUID(identifier)
@@ -116,35 +142,29 @@ def find_token(raw: str) -> ApiToken:
         raise TokenFormatError("Invalid API Token: the token's identifier is malformed") from None
     token = ApiToken.objects.select_related("user").filter(pk=token_id).first()
     if token is None:
-        raise TokenInvalid(("token is revoked or does not exist",))
-    if not token.user.is_active:
-        raise TokenInvalid(("the token's user is disabled",))
-    return token
-
-
-def check_token(
-    token: ApiToken,
-    raw: str,
-    *,
-    project_name: str | None,
-    project_id: str | None,
-    permission: str,
-    now: datetime,
-) -> None:
-    """Verify the presented token against its row for one request; TokenInvalid on failure."""
+        # Indistinguishable from a forgery for the client: no row, nothing to verify against.
+        raise TokenSignatureInvalid("token is revoked or does not exist")
     stored = [
         parsed
         for parsed in (caveat_codec.deserialize(c) for c in token.caveats)
         if parsed is not None
     ]
-    context = caveat_codec.RequestContext(
-        user_id=str(token.user_id),
-        project_name=project_name,
-        project_id=project_id,
-        now=int(now.timestamp()),
-        permission=permission,
-    )
-    macaroons.verify(raw, key=bytes(token.key), context=context, stored_caveats=stored)
+    try:
+        scope = macaroons.authenticate(
+            raw,
+            key=bytes(token.key),
+            user_id=str(token.user_id),
+            permission=permission,
+            now=int(now.timestamp()),
+            stored_caveats=stored,
+        )
+    except TokenSignatureInvalid:
+        raise
+    except TokenInvalid as refused:
+        raise TokenRefused(refused.reasons, token=token) from None
+    if not token.user.is_active:
+        raise TokenRefused(("the token's user is disabled",), token=token)
+    return AuthenticatedToken(token=token, scope=scope)
 
 
 def record_use(token: ApiToken, *, actor: Actor, now: datetime) -> None:

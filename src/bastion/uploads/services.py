@@ -1,6 +1,7 @@
 """The upload service: authorise, validate, store and record one distribution file.
 
-Order (after the body is spooled): token caveats and project role -> digests -> duplicate
+Order (the token was authenticated before the body was read): the token's project caveats
+and the project role -> digests -> duplicate
 check -> distribution validation (``bastion.core.dists``) -> blob store -> one transaction with
 the project, release and file rows. Anything that fails before the commit leaves no blob and
 no row behind.
@@ -14,6 +15,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from packaging.version import Version
 
 from bastion.actors import Actor
@@ -27,7 +29,7 @@ from bastion.projects.services import bump_serial, create_project, lock_index
 from bastion.security.errors import TokenInvalid
 from bastion.storage import BlobStore, StorageError, file_key, metadata_key
 from bastion.tokens import services as token_services
-from bastion.tokens.models import ApiToken
+from bastion.tokens.services import AuthenticatedToken
 from bastion.uploads.errors import Problem, UploadError, bad_request, forbidden
 from bastion.uploads.protocol import UploadRequest, check_digests
 
@@ -41,20 +43,16 @@ class UploadOutcome:
 
 
 def _authorize(
-    *, token: ApiToken, raw_token: str, project: Project | None, name: str, now: datetime
+    *, principal: AuthenticatedToken, project: Project | None, name: str
 ) -> None:
+    """The project half of the token's caveats, and the user's role on the project."""
     try:
-        token_services.check_token(
-            token,
-            raw_token,
-            project_name=normalize_name(name),
-            project_id=str(project.pk) if project else None,
-            permission="upload",
-            now=now,
+        principal.check_project(
+            project_name=normalize_name(name), project_id=str(project.pk) if project else None
         )
     except TokenInvalid as exc:
         raise forbidden(exc.code, str(exc)) from None
-    user = token.user
+    user = principal.user
     if project is None:
         if not is_valid_name(name):
             raise bad_request(
@@ -84,10 +82,19 @@ def _same_version(canonical: str, declared: str) -> bool:
 
 
 def _duplicate(request: UploadRequest) -> File | None:
-    """P72: identical file -> the existing row (a no-op); anything else that clashes -> 400."""
+    """P72: identical file -> the existing row (a no-op); anything else that clashes -> 400.
+
+    Reads several rows, so the answer is only consistent where no upload can commit between
+    them: under the index lock (``_record``), or through ``_duplicate_before_validation``.
+    """
     hashes = request.content.hashes
     filename = request.content.filename
-    existing = File.objects.select_related("project", "release").filter(filename=filename).first()
+    clashes = list(
+        File.objects.select_related("project", "release").filter(
+            Q(filename=filename) | Q(blake2_256=hashes.blake2b_256)
+        )[:2]
+    )
+    existing = next((f for f in clashes if f.filename == filename), None)
     if existing is not None:
         if (
             existing.sha256 == hashes.sha256
@@ -109,11 +116,10 @@ def _duplicate(request: UploadRequest) -> File | None:
             f"File already exists ('{filename}', with blake2_256 hash '{existing.blake2_256}'); "
             "a file name cannot be reused with different content.",
         )
-    same_content = File.objects.filter(blake2_256=hashes.blake2b_256).first()
-    if same_content is not None:
+    if clashes:
         raise bad_request(
             "upload.file-exists",
-            f"File already exists: the same content was uploaded as '{same_content.filename}'.",
+            f"File already exists: the same content was uploaded as '{clashes[0].filename}'.",
         )
     if FilenameRecord.objects.filter(filename=filename).exists():
         raise bad_request(
@@ -122,6 +128,22 @@ def _duplicate(request: UploadRequest) -> File | None:
             "use a different version.",
         )
     return None
+
+
+def _duplicate_before_validation(request: UploadRequest) -> File | None:
+    """The duplicate check before the (costly) validation, without holding the lock.
+
+    An identical file is answered at once. A refusal is decided again under the index lock:
+    without it, an identical upload committing between two reads here would look like a clash
+    (the name free, then the content taken), and an identical retry must be 200 whatever it
+    races with. "No clash" needs no second look: ``_record`` checks again under the lock.
+    """
+    try:
+        return _duplicate(request)
+    except UploadError:
+        with transaction.atomic():
+            lock_index()
+            return _duplicate(request)
 
 
 def _validate(request: UploadRequest, *, new_project: bool) -> ValidatedDistribution:
@@ -165,15 +187,16 @@ def upload_distribution(
     *,
     actor: Actor,
     request: UploadRequest,
-    token: ApiToken,
-    raw_token: str,
+    principal: AuthenticatedToken,
     store: BlobStore,
     now: datetime,
 ) -> UploadOutcome:
+    """Store one distribution for an already authenticated token (``tokens.authenticate``)."""
+    token = principal.token
     project = project_by_name(request.name)
-    _authorize(token=token, raw_token=raw_token, project=project, name=request.name, now=now)
+    _authorize(principal=principal, project=project, name=request.name)
     check_digests(request)
-    existing = _duplicate(request)
+    existing = _duplicate_before_validation(request)
     if existing is not None:
         with transaction.atomic():
             token_services.record_use(token, actor=actor, now=now)

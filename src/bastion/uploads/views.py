@@ -16,11 +16,12 @@ from bastion.core.names import normalize_name
 from bastion.security.errors import TokenError
 from bastion.storage import blob_store
 from bastion.tokens import services as token_services
+from bastion.tokens.errors import TokenRefused
 from bastion.tokens.models import ApiToken
 from bastion.uploads import protocol
 from bastion.uploads.errors import UploadError
 from bastion.uploads.services import upload_distribution
-from bastion.uploads.spool import read_body
+from bastion.uploads.spool import ParsedBody, read_body
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,13 @@ def error_response(request: HttpRequest, error: UploadError) -> HttpResponse:
 
 
 def _record_refusal(
-    request: HttpRequest, error: UploadError, token: ApiToken, body: object
+    request: HttpRequest, error: UploadError, token: ApiToken, body: ParsedBody | None
 ) -> None:
-    """Refused uploads by an identified token leave an audit event (nothing else)."""
-    fields = getattr(body, "fields", {}) or {}
-    content = getattr(body, "content", None)
+    """A refusal of a genuine token (its signature verified) leaves an audit event, nothing
+    else. Requests whose credential did not verify are anonymous and never reach here."""
+    fields = body.fields if body is not None else {}
     name = (fields.get("name") or [""])[-1][:200]
+    filename = (body.content.filename if body is not None and body.content else "") or ""
     actor = Actor.from_request(request, user=token.user, token=token)
     kind = "token.refused" if error.code.startswith("token.") else "upload.rejected"
     try:
@@ -87,7 +89,7 @@ def _record_refusal(
                 "status": error.status,
                 "code": error.code,
                 "reason": error.message[:500],
-                "filename": (getattr(content, "filename", "") or "")[:255],
+                "filename": filename[:255],
                 "problems": [p.code for p in error.problems][:50],
             },
         )
@@ -104,15 +106,24 @@ def legacy_upload(request: HttpRequest) -> HttpResponse:
             content_type="text/plain",
             headers={"Allow": "POST"},
         )
-    config = settings.BASTION
-    body = None
-    token = None
+    now = timezone.now()
+    # Authenticate first, from the Authorization header alone, before a byte of the body is
+    # read. A credential that does not verify is anonymous: nothing is recorded or attributed.
     try:
         raw_token = protocol.token_from_authorization(request.headers.get("Authorization"))
-        try:
-            token = token_services.find_token(raw_token)
-        except TokenError as exc:
-            raise UploadError(403, exc.code, str(exc)) from None
+        principal = token_services.authenticate(raw_token, permission="upload", now=now)
+    except TokenRefused as refused:  # genuine, but expired, another user's, or disabled
+        error = UploadError(403, refused.code, str(refused))
+        _record_refusal(request, error, refused.token, None)
+        return error_response(request, error)
+    except TokenError as exc:
+        return error_response(request, UploadError(403, exc.code, str(exc)))
+    except UploadError as error:
+        return error_response(request, error)
+    token = principal.token
+    config = settings.BASTION
+    body = None
+    try:
         declared_length = request.META.get("CONTENT_LENGTH") or "0"
         if (
             declared_length.isdigit()
@@ -127,20 +138,17 @@ def legacy_upload(request: HttpRequest) -> HttpResponse:
         body = read_body(request, spool_dir=config.spool_dir, max_size=config.max_file_size)
         protocol.check_action(protocol.action_of(query, body.fields))
         upload = protocol.parse_upload(body)
-        actor = Actor.from_request(request, user=token.user, token=token)
         outcome = upload_distribution(
-            actor=actor,
+            actor=Actor.from_request(request, user=token.user, token=token),
             request=upload,
-            token=token,
-            raw_token=raw_token,
+            principal=principal,
             store=blob_store(),
-            now=timezone.now(),
+            now=now,
         )
     except UploadError as error:
         if error.status >= 500:
             log.error("upload failed: %s", error.message)
-        if token is not None:
-            _record_refusal(request, error, token, body)
+        _record_refusal(request, error, token, body)
         return error_response(request, error)
     finally:
         if body is not None:

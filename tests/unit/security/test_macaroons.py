@@ -22,15 +22,24 @@ from bastion.security.caveats import (
     RequestContext,
     RequestUser,
     check,
+    is_project_caveat,
 )
 from bastion.security.errors import (
     CaveatError,
     TokenError,
     TokenFormatError,
     TokenInvalid,
+    TokenSignatureInvalid,
 )
 from bastion.security.hashing import constant_time_equals
-from bastion.security.macaroons import PREFIX, caveats_of, mint, read_identifier, verify
+from bastion.security.macaroons import (
+    PREFIX,
+    authenticate,
+    caveats_of,
+    mint,
+    read_identifier,
+    verify,
+)
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
@@ -71,7 +80,9 @@ def raw_token(*predicates: bytes, key: bytes = KEY, version: int = pymacaroons.M
 def reasons_of(token: str, **kwargs: object) -> tuple[str, ...]:
     with pytest.raises(TokenInvalid) as raised:
         verify(token, key=KEY, **kwargs)  # type: ignore[arg-type]
-    assert raised.value.code == "token.invalid"
+    # A chain that does not verify is its own class: whoever presents it is anonymous.
+    expected = TokenSignatureInvalid if raised.value.code == "token.signature" else TokenInvalid
+    assert type(raised.value) is expected
     return raised.value.reasons
 
 
@@ -190,7 +201,6 @@ def test_all_reasons_are_collected() -> None:
         RequestUser(user_id=USER_ID),
         Expiration(expires_at=10, not_before=0),
         ProjectName(normalized_names=("foo",)),
-        key=OTHER_KEY,
     )
     reasons = reasons_of(
         token,
@@ -201,9 +211,77 @@ def test_all_reasons_are_collected() -> None:
         "API tokens are not valid for permission: manage",
         "token is not valid for this user",
         "token is expired",
-        "project-scoped token is not valid for project: 'bar'",
-        "signatures do not match",
     }
+
+
+def test_a_bad_signature_is_the_only_reason_given() -> None:
+    # A forged token proves nothing: its caveats are not evaluated or reported.
+    token = token_with(
+        RequestUser(user_id=USER_ID), Expiration(expires_at=10, not_before=0), key=OTHER_KEY
+    )
+    with pytest.raises(TokenSignatureInvalid) as raised:
+        verify(token, key=KEY, context=context(user_id="other", permission="manage"))
+    assert raised.value.reasons == ("signatures do not match",)
+    assert raised.value.code == "token.signature"
+
+
+def test_a_changed_last_character_does_not_verify() -> None:
+    token = token_with(RequestUser(user_id=USER_ID))
+    body = token.partition("-")[2]
+    forged = f"{PREFIX}-{body[:-2]}{'A' if body[-2] != 'A' else 'B'}{body[-1]}"
+    assert read_identifier(forged) == TOKEN_ID
+    with pytest.raises(TokenSignatureInvalid):
+        authenticate(forged, key=KEY, user_id=USER_ID, permission="upload", now=1_000)
+
+
+# --- two steps: authenticate (before the body), then the project (once the form names it) ---
+
+
+def test_authenticate_defers_project_caveats() -> None:
+    token = token_with(
+        RequestUser(user_id=USER_ID),
+        ProjectName(normalized_names=("foo",)),
+        ProjectID(project_ids=(PROJECT_ID,)),
+    )
+    scope = authenticate(token, key=KEY, user_id=USER_ID, permission="upload", now=1_000)
+    assert set(scope.caveats) == {
+        ProjectName(normalized_names=("foo",)),
+        ProjectID(project_ids=(PROJECT_ID,)),
+    }
+    scope.check(project_name="foo", project_id=PROJECT_ID)
+    with pytest.raises(TokenInvalid) as raised:
+        scope.check(project_name="bar", project_id=None)
+    assert raised.value.reasons == ("project-scoped token is not valid for project: 'bar'",)
+
+
+def test_authenticate_defers_stored_project_caveats_too() -> None:
+    token = token_with(RequestUser(user_id=USER_ID))
+    stored = (RequestUser(user_id=USER_ID), ProjectName(normalized_names=("foo",)))
+    scope = authenticate(
+        token, key=KEY, user_id=USER_ID, permission="upload", now=1_000, stored_caveats=stored
+    )
+    scope.check(project_name="foo", project_id=None)
+    with pytest.raises(TokenInvalid):
+        scope.check(project_name="bar", project_id=None)
+
+
+@pytest.mark.parametrize(
+    ("caveat", "kwargs", "reason"),
+    [
+        (Expiration(expires_at=900, not_before=0), {}, "token is expired"),
+        (Expiration(expires_at=2_000, not_before=1_500), {}, "token is not yet valid"),
+        (RequestUser(user_id=USER_ID), {"user_id": "other"}, "token is not valid for this user"),
+    ],
+)
+def test_authenticate_checks_what_does_not_depend_on_the_project(
+    caveat: Caveat, kwargs: dict[str, str], reason: str
+) -> None:
+    arguments: dict[str, object] = {"user_id": USER_ID, "permission": "upload", "now": 1_000}
+    arguments.update(kwargs)
+    with pytest.raises(TokenInvalid) as raised:
+        authenticate(token_with(caveat), key=KEY, **arguments)  # type: ignore[arg-type]
+    assert raised.value.reasons == (reason,)
+    assert not isinstance(raised.value, TokenSignatureInvalid)
 
 
 def test_messages_never_contain_the_token_or_the_key() -> None:
@@ -416,9 +494,12 @@ def test_adding_any_caveat_never_widens_access(
     embedded = _reasons(token_with(*base, extra), request)
     # ... or adding the caveat server-side to the stored row.
     stored = _reasons(token_with(*base), request, stored=(extra,))
+    # Project reasons are only reached once everything else holds (authenticate, then the
+    # project), so an attenuated token may report an earlier reason instead of them.
+    first_step = frozenset(r for r in base_reasons if "project" not in r)
     for attenuated in (embedded, stored):
-        assert base_reasons <= attenuated
-        if extra_reason is not None:
+        assert first_step <= attenuated
+        if extra_reason is not None and not is_project_caveat(extra):
             assert extra_reason in attenuated
         if not attenuated:
             assert not base_reasons and extra_reason is None
