@@ -110,13 +110,14 @@ def _first_start_notice(host: str, port: int) -> None:
         if config.embedded
         else f"database {config.database_url.split('@')[-1]}, storage {config.storage_url}"
     )
+    # The index answers only for its base URL's host (bastion.hosts): show that, not the socket.
     print(
-        f"bastion: serving http://{host}:{port}/ ({where}).\n"
+        f"bastion: listening on {host}:{port}, serving {config.base_url}/ ({where}).\n"
         "bastion: no users yet. Create one and an upload token with:\n"
         "  bastion user create alice --email alice@example.com --password-stdin\n"
         "  bastion token create alice --name laptop\n"
         f"bastion: then upload with twine: twine upload --repository-url "
-        f"http://{host}:{port}/legacy/ -u __token__ -p <token> dist/*",
+        f"{config.base_url}/legacy/ -u __token__ -p <token> dist/*",
         file=sys.stderr,
         flush=True,
     )

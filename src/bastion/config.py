@@ -7,7 +7,9 @@ the prefix (``data_dir = "/srv/bastion"``). The environment wins over the file.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field
@@ -17,7 +19,10 @@ from urllib.parse import quote, urlsplit
 from bastion.core.dists import Limits
 from bastion.core.dists.policy import Policy
 
-__all__ = ["Config", "ConfigError", "load_config"]
+__all__ = ["LOOPBACK_HOSTS", "Config", "ConfigError", "allowed_hosts", "load_config"]
+
+# Names a browser on the serving machine uses; accepted only while the base URL is loopback too.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 _KEYS = (
     "data_dir",
@@ -26,6 +31,7 @@ _KEYS = (
     "redis_url",
     "secret_key",
     "base_url",
+    "proxy_ssl_header",
     "email_url",
     "max_file_size",
     "max_project_size",
@@ -61,6 +67,8 @@ class Config:
     policy: Policy = field(default_factory=Policy)
     limits: Limits = field(default_factory=Limits)
     debug: bool = False
+    # The header a TLS-terminating proxy sets to "https" (X-Forwarded-Proto); None: not trusted.
+    proxy_ssl_header: str | None = None
     secret_key_generated: bool = field(default=False, compare=False)
 
     @property
@@ -71,6 +79,31 @@ class Config:
     @property
     def spool_dir(self) -> Path:
         return self.data_dir / "tmp"
+
+    @property
+    def secure_proxy_ssl_header(self) -> tuple[str, str] | None:
+        """Django's SECURE_PROXY_SSL_HEADER: (``HTTP_X_FORWARDED_PROTO``, ``https``) or None."""
+        if self.proxy_ssl_header is None:
+            return None
+        return ("HTTP_" + self.proxy_ssl_header.upper().replace("-", "_"), "https")
+
+
+def allowed_hosts(base_url: str) -> list[str]:
+    """Django's ALLOWED_HOSTS for ``base_url``: its host alone, plus the loopback names when it
+    is itself loopback (so ``make run`` works from a browser as localhost or 127.0.0.1).
+
+    Entries are what Django matches a Host header's domain against: lower case, no port (any
+    port matches), IPv6 in brackets. The one place this is decided (settings, fast path, tests).
+    """
+    name = urlsplit(base_url).hostname or ""
+    host = f"[{name}]" if ":" in name else name
+    try:
+        loopback = name == "localhost" or ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        return [host]
+    return [host, *(other for other in LOOPBACK_HOSTS if other != host)]
 
 
 def _read_file_settings(environ: dict[str, str]) -> dict[str, object]:
@@ -184,6 +217,25 @@ def _as_days(value: object) -> int:
     return days
 
 
+# Django's own rule for a Host header (django.http.request.host_validation_re).
+_BASE_HOST = re.compile(r"\A(?:[a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9.:]+\])(?::[0-9]+)?\Z")
+_HEADER_NAME = re.compile(r"\A[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\Z")
+
+
+def _as_header_name(value: object) -> str | None:
+    text = str(value).strip()
+    if not text:
+        return None
+    # Letters, digits and inner hyphens only. WSGI spells both "-" and "_" as "_" in its
+    # HTTP_* keys, so a name with "_" could be matched by a header the proxy does not overwrite.
+    if not _HEADER_NAME.match(text) or len(text) > 100:
+        raise ConfigError(
+            f"BASTION_PROXY_SSL_HEADER must be an HTTP header name such as X-Forwarded-Proto, "
+            f"not {value!r}"
+        )
+    return text
+
+
 def _secret_key(data_dir: Path, configured: str | None, embedded: bool) -> tuple[str, bool]:
     if configured:
         if len(configured) < 32:
@@ -240,6 +292,13 @@ def load_config(environ: dict[str, str] | None = None) -> Config:
         raise ConfigError("BASTION_STORAGE_URL must be file:///path or s3://bucket/prefix")
     if urlsplit(base_url).scheme not in {"http", "https"} or not urlsplit(base_url).netloc:
         raise ConfigError(f"BASTION_BASE_URL must be an http(s) origin, not {base_url!r}")
+    if not _BASE_HOST.match(urlsplit(base_url).netloc.lower()):
+        # Requests are only answered for this host (bastion.hosts): one Django would not accept
+        # as a Host header would make every request a 400.
+        raise ConfigError(
+            "BASTION_BASE_URL's host must be a DNS name (letters, digits, '.', '-'; IDNs in "
+            f"their xn-- form) or an IP address, with an optional port, not {base_url!r}"
+        )
     if urlsplit(email_url).scheme not in {"file", "smtp", "smtps", "console"}:
         raise ConfigError("BASTION_EMAIL_URL must be file:///path, smtp://... or console://")
 
@@ -263,5 +322,6 @@ def load_config(environ: dict[str, str] | None = None) -> Config:
         policy=_policy(settings),
         limits=_limits(settings),
         debug=_as_bool("debug", settings.get("debug", False)),
+        proxy_ssl_header=_as_header_name(settings.get("proxy_ssl_header", "")),
         secret_key_generated=generated,
     )

@@ -6,14 +6,16 @@ from urllib.parse import unquote, urlsplit
 
 import dj_database_url
 
-from bastion.config import load_config
+from bastion.config import allowed_hosts, load_config
 
 BASTION = load_config()
 
 SECRET_KEY = BASTION.secret_key
 DEBUG = BASTION.debug
 _base = urlsplit(BASTION.base_url)
-ALLOWED_HOSTS = ["*"]
+_https = _base.scheme == "https"
+# Only the base URL's host (plus loopback names on a loopback base); bastion.hosts refuses others.
+ALLOWED_HOSTS = allowed_hosts(BASTION.base_url)
 CSRF_TRUSTED_ORIGINS = [f"{_base.scheme}://{_base.netloc}"]
 
 INSTALLED_APPS = [
@@ -33,6 +35,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "bastion.hosts.HostCheckMiddleware",  # first: /healthz for any Host, then 400 for foreign ones
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -162,10 +165,29 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 0
 FILE_UPLOAD_TEMP_DIR = str(BASTION.spool_dir)
+BASTION.spool_dir.mkdir(parents=True, exist_ok=True)  # checked by Django (files.E001)
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = _base.scheme == "https"
-CSRF_COOKIE_SECURE = _base.scheme == "https"
+SESSION_COOKIE_SECURE = _https
+CSRF_COOKIE_SECURE = _https
+# HTTPS (Django's deployment checklist). HSTS for a year, on every answer of an https index
+# (bastion.hosts.hsts_value); subdomains and preloading are left to the operator: they bind
+# other hosts and cannot be undone quickly (security.W005 and W021 silenced below).
+SECURE_HSTS_SECONDS = 365 * 24 * 3600 if _https else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = False
+SECURE_HSTS_PRELOAD = False
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"] if _https else []
+# Behind a TLS-terminating proxy the request's scheme is known only from a header the proxy sets
+# (and overwrites); trusted only when BASTION_PROXY_SSL_HEADER names it.
+SECURE_PROXY_SSL_HEADER = BASTION.secure_proxy_ssl_header
+if _https and SECURE_PROXY_SSL_HEADER is not None:
+    SECURE_SSL_REDIRECT = True
+    SECURE_SSL_HOST = _base.netloc  # redirect to the base origin, never to the request's Host
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # (answered before SecurityMiddleware anyway)
+elif _https:
+    # Without the proxy header every request looks like plain http, so redirecting would loop:
+    # the front (proxy or load balancer) redirects http to https instead.
+    SILENCED_SYSTEM_CHECKS.append("security.W008")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 

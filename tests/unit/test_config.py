@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from bastion.config import ConfigError, load_config
+from bastion.config import ConfigError, allowed_hosts, load_config
 
 
 def test_embedded_defaults_generate_a_private_secret_key(tmp_path):
@@ -57,6 +57,12 @@ def test_toml_file_and_environment_precedence(tmp_path):
         ("BASTION_MAX_FILE_SIZE", "-5", "BASTION_MAX_FILE_SIZE"),
         ("BASTION_ALLOW_LOCAL_VERSIONS", "maybe", "BASTION_ALLOW_LOCAL_VERSIONS"),
         ("BASTION_EMAIL_URL", "pigeon://x", "BASTION_EMAIL_URL"),
+        ("BASTION_BASE_URL", "https://pypi_internal.example", "BASTION_BASE_URL's host"),
+        ("BASTION_BASE_URL", "https://user@pypi.example.test", "BASTION_BASE_URL's host"),
+        ("BASTION_BASE_URL", "https://bücher.example", "xn--"),
+        ("BASTION_PROXY_SSL_HEADER", "X_Forwarded_Proto", "BASTION_PROXY_SSL_HEADER"),
+        ("BASTION_PROXY_SSL_HEADER", "X-Forwarded-Proto: https", "BASTION_PROXY_SSL_HEADER"),
+        ("BASTION_PROXY_SSL_HEADER", "-X-Proto", "BASTION_PROXY_SSL_HEADER"),
     ],
 )
 def test_invalid_settings_name_the_variable(tmp_path, variable, value, message):
@@ -109,3 +115,37 @@ def test_policy_and_limits_from_the_environment(tmp_path):
 def test_invalid_policy_settings(tmp_path, variable, value):
     with pytest.raises(ConfigError, match=variable):
         load_config({"BASTION_DATA_DIR": str(tmp_path), variable: value})
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        # A loopback base also answers to the other loopback names (``make run`` in a browser).
+        ("http://127.0.0.1:8000", ["127.0.0.1", "localhost", "[::1]"]),
+        ("http://localhost:8000", ["localhost", "127.0.0.1", "[::1]"]),
+        ("http://[::1]:8000", ["[::1]", "127.0.0.1", "localhost"]),
+        ("http://127.0.0.2:9000", ["127.0.0.2", "127.0.0.1", "localhost", "[::1]"]),
+        # Anything else answers to its own name only: no loopback, no wildcard.
+        ("https://pypi.example.test", ["pypi.example.test"]),
+        ("https://PyPI.Example.Test:8443/", ["pypi.example.test"]),
+        ("http://10.1.2.3:8000", ["10.1.2.3"]),
+        ("http://[2001:db8::1]:8000", ["[2001:db8::1]"]),
+        ("https://localhost.example.test", ["localhost.example.test"]),
+    ],
+)
+def test_allowed_hosts_come_from_the_base_url(base_url, expected):
+    assert allowed_hosts(base_url) == expected
+
+
+def test_proxy_ssl_header(tmp_path):
+    default = load_config({"BASTION_DATA_DIR": str(tmp_path)})
+    assert default.proxy_ssl_header is None and default.secure_proxy_ssl_header is None
+    config = load_config(
+        {"BASTION_DATA_DIR": str(tmp_path), "BASTION_PROXY_SSL_HEADER": "X-Forwarded-Proto"}
+    )
+    assert config.proxy_ssl_header == "X-Forwarded-Proto"
+    assert config.secure_proxy_ssl_header == ("HTTP_X_FORWARDED_PROTO", "https")
+    toml = tmp_path / "bastion.toml"
+    toml.write_text('proxy_ssl_header = "X-Forwarded-Scheme"\n')
+    from_file = load_config({"BASTION_CONFIG": str(toml), "BASTION_DATA_DIR": str(tmp_path)})
+    assert from_file.secure_proxy_ssl_header == ("HTTP_X_FORWARDED_SCHEME", "https")

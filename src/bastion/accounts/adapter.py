@@ -23,6 +23,17 @@ def canonical_url(url: str) -> str:
     return urlunsplit((base.scheme, base.netloc, path, parts.query, parts.fragment))
 
 
+class _Site:
+    """What allauth's mail templates read from ``get_current_site`` (else the request's Host)."""
+
+    def __init__(self, domain: str) -> None:
+        self.domain = self.name = domain
+
+
+def _base_site() -> _Site:
+    return _Site(urlsplit(settings.BASTION.base_url).netloc)
+
+
 class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
     def get_client_ip(self, request: HttpRequest) -> str:
         # Behind a proxy, configure the proxy to set REMOTE_ADDR (e.g. gunicorn's
@@ -34,3 +45,21 @@ class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
 
     def get_email_confirmation_url(self, request: HttpRequest, emailconfirmation: Any) -> str:
         return canonical_url(str(super().get_email_confirmation_url(request, emailconfirmation)))
+
+    def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
+        # Some links allauth builds itself from the request (``signup_url`` and
+        # ``password_reset_url`` in the unknown-account and account-exists mails), and the site
+        # name comes from the Host header: all moved onto BASTION_BASE_URL too.
+        context = {
+            key: canonical_url(value)
+            if key.endswith("_url") and isinstance(value, str) and "://" in value
+            else value
+            for key, value in context.items()
+        }
+        context["current_site"] = _base_site()
+        super().send_mail(template_prefix, email, context)
+
+    def format_email_subject(self, subject: str) -> str:
+        if getattr(settings, "ACCOUNT_EMAIL_SUBJECT_PREFIX", None) is None:
+            return f"[{_base_site().name}] {subject}"
+        return str(super().format_email_subject(subject))

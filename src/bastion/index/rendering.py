@@ -3,7 +3,7 @@
 Rendering is pure: it takes rows already loaded and returns bytes; ``pages`` caches the result.
 File URLs in simple pages are relative (``../../files/...``) so a page is the same whatever host
 or prefix serves it; the JSON API uses absolute URLs with the ``BASE`` placeholder, which the view
-replaces with the request's origin.
+replaces with BASTION_BASE_URL (never with the request's Host header).
 """
 
 from __future__ import annotations

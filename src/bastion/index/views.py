@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from django.conf import settings
 from django.db import connection
 from django.http import (
     FileResponse,
@@ -122,8 +123,9 @@ def simple_slashless(request: HttpRequest, project: str) -> HttpResponseBase:
     return HttpResponsePermanentRedirect(f"/simple/{normalize_name(project)}/")
 
 
-def _origin(request: HttpRequest) -> bytes:
-    return f"{request.scheme}://{request.get_host()}".encode()
+def _origin() -> bytes:
+    """The public origin for absolute URLs: BASTION_BASE_URL, never the request's Host."""
+    return json.dumps(settings.BASTION.base_url)[1:-1].encode()  # as it reads inside a string
 
 
 def _json_response(request: HttpRequest, body: bytes, serial: int, etag: str) -> HttpResponse:
@@ -136,7 +138,7 @@ def _json_response(request: HttpRequest, body: bytes, serial: int, etag: str) ->
     }
     if answers.etag_matches(request.headers.get("If-None-Match"), etag):
         return HttpResponse(status=304, headers=headers)
-    body = body.replace(BASE.encode(), _origin(request))
+    body = body.replace(BASE.encode(), _origin())
     return HttpResponse(
         b"" if request.method == "HEAD" else body,
         content_type="application/json",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import render
@@ -12,8 +13,9 @@ from bastion.projects.models import Project, ProjectStatus, Release, Role
 from bastion.projects.queries import files_of, visible_projects
 
 
-def _simple_url(request: HttpRequest) -> str:
-    return request.build_absolute_uri("/simple/")
+def _simple_url() -> str:
+    """The index URL shown to users: BASTION_BASE_URL, never the request's Host header."""
+    return f"{settings.BASTION.base_url}/simple/"
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -24,7 +26,7 @@ def home(request: HttpRequest) -> HttpResponse:
         {
             "projects": projects,
             "project_count": visible_projects().count(),
-            "simple_url": _simple_url(request),
+            "simple_url": _simple_url(),
         },
     )
 
@@ -40,7 +42,7 @@ def search(request: HttpRequest) -> HttpResponse:
         {
             "projects": projects.order_by("normalized_name")[:100],
             "project_count": projects.count(),
-            "simple_url": _simple_url(request),
+            "simple_url": _simple_url(),
             "query": query,
         },
     )
@@ -65,7 +67,7 @@ def project_detail(request: HttpRequest, project: str) -> HttpResponse:
             "project": found,
             "latest": latest_release(releases),
             "releases": [(r, by_release[r.pk]) for r in releases],
-            "simple_url": _simple_url(request),
+            "simple_url": _simple_url(),
         },
     )
 

@@ -8,6 +8,7 @@ import re
 import zipfile
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -253,7 +254,7 @@ def test_pypi_json_api(client, published):
     urls = {u["filename"]: u for u in page["urls"]}
     wheel = published["wheel"]
     assert urls[wheel.name]["digests"]["sha256"] == hashlib.sha256(wheel.read_bytes()).hexdigest()
-    assert urls[wheel.name]["url"].startswith("http://testserver/files/")
+    assert urls[wheel.name]["url"].startswith(settings.BASTION.base_url + "/files/")
     assert urls[wheel.name]["packagetype"] == "bdist_wheel"
     assert urls[published["sdist"].name]["python_version"] == "source"
 
