@@ -51,8 +51,9 @@ _DESCRIPTOR_SIGNATURE = b"PK\x07\x08"
 _SMALL_MEMBER_BYTES = 256 * 1024
 #: Members from this size on are checksummed and hashed on a second thread.
 _THREADED_BYTES = 4 * CHUNK_BYTES
-#: Largest output of one ``decompress`` call: bounds memory for highly compressible chunks.
-_MAX_OUTPUT_BYTES = 4 * CHUNK_BYTES
+#: Largest output of one ``decompress`` call: with the digest queue (4 chunks) it bounds
+#: memory for highly compressible members, however far the hashing thread lags behind.
+_MAX_OUTPUT_BYTES = CHUNK_BYTES
 
 #: RECORD hash algorithms a wheel may use (P92: sha256 or stronger).
 HASHERS: Final[Mapping[str, Callable[[], hashlib._Hash]]] = {
