@@ -22,6 +22,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	bash scripts/ensure-services.sh
+	bash scripts/ensure-browser.sh
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m mypy --strict src/bastion/core src/bastion/security
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

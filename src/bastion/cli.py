@@ -50,6 +50,7 @@ def _migrate(verbosity: int = 0) -> None:
     from bastion.storage import StorageError, prepare_store
 
     call_command("migrate", interactive=False, verbosity=verbosity)
+    call_command("createcachetable", verbosity=verbosity)  # shared rate limits without Redis
     try:
         prepare_store()
     except StorageError as exc:

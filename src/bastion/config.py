@@ -32,6 +32,11 @@ _KEYS = (
     "secret_key",
     "base_url",
     "proxy_ssl_header",
+    "require_2fa",
+    "allow_signup",
+    "passkey_login",
+    "pwned_passwords_url",
+    "reauthentication_timeout",
     "email_url",
     "max_file_size",
     "max_project_size",
@@ -67,6 +72,11 @@ class Config:
     policy: Policy = field(default_factory=Policy)
     limits: Limits = field(default_factory=Limits)
     debug: bool = False
+    require_2fa: bool = True  # signed-in users without a second factor reach only its set-up
+    allow_signup: bool = True  # self-service registration (else only `bastion user create`)
+    passkey_login: bool = False  # passwordless sign-in with a passkey (WebAuthn)
+    pwned_passwords_url: str | None = None  # k-anonymity range API, e.g. https://host/range/
+    reauthentication_timeout: int = 300  # seconds a password/second-factor confirmation lasts
     # The header a TLS-terminating proxy sets to "https" (X-Forwarded-Proto); None: not trusted.
     proxy_ssl_header: str | None = None
     secret_key_generated: bool = field(default=False, compare=False)
@@ -176,6 +186,16 @@ def _policy(settings: dict[str, object]) -> Policy:
         check_wheel_tags=_as_bool("check_wheel_tags", settings.get("check_wheel_tags", True)),
         render_description=_as_bool("render_description", settings.get("render_description", True)),
     )
+
+
+def _as_http_url(name: str, value: object) -> str | None:
+    text = str(value or "").strip()
+    if not text:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ConfigError(f"BASTION_{name.upper()} must be an http(s) URL, not {text!r}")
+    return text.rstrip("/") + "/"
 
 
 def _as_count(name: str, value: object) -> int:
@@ -323,5 +343,14 @@ def load_config(environ: dict[str, str] | None = None) -> Config:
         limits=_limits(settings),
         debug=_as_bool("debug", settings.get("debug", False)),
         proxy_ssl_header=_as_header_name(settings.get("proxy_ssl_header", "")),
+        require_2fa=_as_bool("require_2fa", settings.get("require_2fa", True)),
+        allow_signup=_as_bool("allow_signup", settings.get("allow_signup", True)),
+        passkey_login=_as_bool("passkey_login", settings.get("passkey_login", False)),
+        pwned_passwords_url=_as_http_url(
+            "pwned_passwords_url", settings.get("pwned_passwords_url", "")
+        ),
+        reauthentication_timeout=_as_count(
+            "reauthentication_timeout", settings.get("reauthentication_timeout", 300)
+        ),
         secret_key_generated=generated,
     )

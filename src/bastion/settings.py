@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import dj_database_url
@@ -32,6 +33,7 @@ INSTALLED_APPS = [
     "bastion.audit",
     "allauth",
     "allauth.account",
+    "bastion.accounts.mfa_app.MFAConfig",  # allauth.mfa (see the class for the one change)
 ]
 
 MIDDLEWARE = [
@@ -39,12 +41,16 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "bastion.accounts.middleware.PageLocaleMiddleware",  # pages only, not the APIs
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # after authentication: a signed-in user without a second factor reaches only its set-up
+    "bastion.accounts.middleware.RequireSecondFactorMiddleware",
+    "bastion.headers.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "bastion.urls"
@@ -72,8 +78,6 @@ def _database() -> dict[str, object]:
     if url.startswith("sqlite:"):
         path = url.split("sqlite://", 1)[1]
         if path.startswith("/"):
-            from pathlib import Path
-
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return {
             "ENGINE": "django.db.backends.sqlite3",
@@ -109,6 +113,36 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_SESSION_REMEMBER = False
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = _base.scheme
+ACCOUNT_REAUTHENTICATION_TIMEOUT = BASTION.reauthentication_timeout
+ACCOUNT_REAUTHENTICATION_REQUIRED = True  # before e-mail and password changes
+ACCOUNT_EMAIL_NOTIFICATIONS = True  # password and e-mail changes, factors added or removed
+ACCOUNT_CHANGE_EMAIL = True  # one address, changed with re-verification and a notice to the old
+ACCOUNT_PREVENT_ENUMERATION = True
+# A reset asked for any address sends one mail (to its owner): the page and its timing tell the
+# asker nothing; the mail is bounded by the per-address reset limit.
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = True
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False  # this session stays; every other one ends
+
+# Second factors (allauth.mfa): bastion's policy lives in bastion.accounts.mfa.
+MFA_ADAPTER = "bastion.accounts.mfa.MFAAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_TOTP_PERIOD = 30
+MFA_TOTP_DIGITS = 6
+MFA_TOTP_TOLERANCE = 1  # one step either side; every accepted step is burnt for the user
+MFA_PASSKEY_LOGIN_ENABLED = BASTION.passkey_login
+# WebAuthn needs a secure context; browsers treat http://127.0.0.1 and localhost as one.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = _base.scheme == "http"
+MFA_RECOVERY_CODE_COUNT = 10
+MFA_RECOVERY_CODES_SHOW_ONCE = True  # shown (and downloadable) once; regenerate to see new ones
+MFA_FORMS = {
+    "authenticate": "bastion.accounts.mfa.AuthenticateForm",
+    "reauthenticate": "bastion.accounts.mfa.ReauthenticateForm",
+    "activate_totp": "bastion.accounts.mfa.ActivateTOTPForm",
+    "authenticate_webauthn": "bastion.accounts.mfa.AuthenticateWebAuthnForm",
+    "login_webauthn": "bastion.accounts.mfa.LoginWebAuthnForm",
+    "reauthenticate_webauthn": "bastion.accounts.mfa.ReauthenticateWebAuthnForm",
+}
 
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
@@ -122,7 +156,29 @@ AUTH_PASSWORD_VALIDATORS = [
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # BASTION_PWNED_PASSWORDS_URL (off by default): refuse passwords known from data breaches
+    {"NAME": "bastion.accounts.passwords.PwnedPasswordValidator"},
 ]
+
+# Rate limits (allauth's, kept in Django's cache: the database or Redis, so shared by every
+# process and node). "N/window/per": per "ip" (client address), "key" (the account: the login
+# name for passwords, the user for second-factor codes, the address for resets) or "user" (the
+# signed-in user). Only failures count toward login_failed. A limit hit answers 429 with
+# Retry-After (bastion.accounts.views.rate_limited). Values after PyPI's (warehouse-security §4.4).
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",  # every sign-in POST
+    "login_failed": "10/5m/ip,5/5m/key",  # wrong passwords, and wrong second-factor codes
+    "signup": "10/10m/ip",
+    "reset_password": "20/h/ip,5/h/key",  # per address asked for: no mail-bombing a victim
+    "reset_password_from_key": "20/5m/ip",
+    "reauthenticate": "10/5m/user",
+    "change_password": "10/5m/user",
+    "manage_email": "10/5m/user",
+    "confirm_email": "1/3m/key",  # re-sending a verification mail
+}
+MFA_RATE_LIMITS = {
+    "webauthn_login": "10/5m/ip",  # passwordless passkey sign-in (BASTION_PASSKEY_LOGIN)
+}
 
 if BASTION.redis_url:
     CACHES = {
@@ -133,7 +189,13 @@ if BASTION.redis_url:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Shared by every process and node (rate limits, used codes): never per-process memory.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "bastion_cache",
+        }
+    }
 
 _email = urlsplit(BASTION.email_url)
 if _email.scheme == "file":
@@ -151,9 +213,11 @@ else:
     EMAIL_USE_TLS = "starttls" in _email.query
 DEFAULT_FROM_EMAIL = f"bastion <noreply@{_base.hostname or 'localhost'}>"
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("fr", "Français")]
+LOCALE_PATHS = [str(Path(__file__).resolve().parent / "locale")]
 TIME_ZONE = "UTC"
-USE_I18N = False
+USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"

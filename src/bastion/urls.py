@@ -23,6 +23,7 @@ urlpatterns = [
     re_path(r"^project/(?P<project>[^/]+)/$", projects.project_detail),
     path("account/history/", audit.account_history),
     path("account/", include("allauth.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language: the language selector
     path("manage/projects/", projects.manage_projects),
     path("manage/history/", audit.admin_history),
     re_path(r"^manage/project/(?P<project>[^/]+)/history/$", audit.project_history),

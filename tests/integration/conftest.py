@@ -4,6 +4,7 @@ and the real local blob store under the test data directory."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -37,6 +38,15 @@ def stored_blobs() -> list[Path]:
 def spooled_files() -> list[Path]:
     root = settings.BASTION.spool_dir
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+@pytest.fixture
+def without_2fa_requirement():
+    """BASTION_REQUIRE_2FA=false, for tests about something else than the 2FA policy."""
+    from django.test import override_settings
+
+    with override_settings(BASTION=dataclasses.replace(settings.BASTION, require_2fa=False)):
+        yield
 
 
 @pytest.fixture

@@ -35,6 +35,29 @@ def _base_site() -> _Site:
 
 
 class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
+    def is_open_for_signup(self, request: HttpRequest) -> bool:
+        # BASTION_ALLOW_SIGNUP=false: accounts come only from `bastion user create`.
+        return bool(settings.BASTION.allow_signup)
+
+    def validation_error(self, code: str, *args: Any) -> Any:
+        # allauth reports a full per-account limit (wrong passwords, wrong second-factor codes)
+        # as a form error on a 200 page; bastion answers every limit with 429 and Retry-After.
+        if code in ("too_many_login_attempts", "rate_limited"):
+            from allauth.core import context
+
+            from bastion.accounts.views import refuse_too_many_attempts
+
+            request = getattr(self, "request", None) or context.request
+            if request is not None:
+                refuse_too_many_attempts(request)
+        return super().validation_error(code, *args)
+
+    def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials: Any) -> str:
+        # allauth keys the per-account counter with the request's "host:port"; any port passes
+        # ALLOWED_HOSTS, so a client could multiply an account's allowance by changing it.
+        login = str(credentials.get("email", credentials.get("username", ""))).lower()
+        return f"{_base_site().domain}:{login}"
+
     def get_client_ip(self, request: HttpRequest) -> str:
         # Behind a proxy, configure the proxy to set REMOTE_ADDR (e.g. gunicorn's
         # forwarded_allow_ips); bastion never trusts X-Forwarded-For on its own.

@@ -9,7 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account import signals as allauth_signals
+from allauth.account.adapter import get_adapter as get_account_adapter
+from allauth.mfa import signals as mfa_signals
+from allauth.mfa.models import Authenticator
 from django.contrib.auth import signals as auth_signals
+from django.contrib.auth import update_session_auth_hash
+from django.db.models import F
 from django.http import HttpRequest
 
 from bastion.accounts.models import User
@@ -22,8 +27,27 @@ def _signed_in(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> 
         "account.signin.succeeded",
         actor=Actor.from_request(request, user=user),
         subject_user=user,
-        payload={"method": "password"},
+        payload={"method": _sign_in_method(request), "methods": _methods(request)},
     )
+
+
+def _methods(request: HttpRequest) -> list[str]:
+    """How this session authenticated, in order: password, totp, webauthn, passkey,
+    recovery_codes (allauth's authentication records)."""
+    records = request.session.get("account_authentication_methods") or []
+    methods: list[str] = []
+    for entry in records:
+        method = str(entry.get("method", ""))
+        if method == "mfa":
+            method = "passkey" if entry.get("passwordless") else str(entry.get("type", "mfa"))
+        if method and method not in methods:
+            methods.append(method)
+    return methods
+
+
+def _sign_in_method(request: HttpRequest) -> str:
+    methods = _methods(request)
+    return methods[-1] if methods else "password"
 
 
 def _sign_in_failed(
@@ -102,7 +126,122 @@ def _email_changed(
     )
 
 
+def _factor_payload(authenticator: Authenticator) -> dict[str, Any]:
+    payload: dict[str, Any] = {"type": _TYPE_NAMES.get(authenticator.type, authenticator.type)}
+    if authenticator.type == Authenticator.Type.WEBAUTHN:
+        payload["name"] = str(authenticator.wrap().name)[:100]
+        payload["passwordless"] = bool(authenticator.wrap().is_passwordless)
+    return payload
+
+
+_TYPE_NAMES = {
+    Authenticator.Type.TOTP: "totp",
+    Authenticator.Type.WEBAUTHN: "webauthn",
+    Authenticator.Type.RECOVERY_CODES: "recovery_codes",
+}
+
+
+def _factor_added(
+    sender: Any, request: HttpRequest, user: User, authenticator: Authenticator, **kwargs: Any
+) -> None:
+    record_now(
+        "account.2fa.added",
+        actor=Actor.from_request(request, user=user),
+        subject_user=user,
+        payload=_factor_payload(authenticator),
+    )
+
+
+def _factor_removed(
+    sender: Any, request: HttpRequest, user: User, authenticator: Authenticator, **kwargs: Any
+) -> None:
+    record_now(
+        "account.2fa.removed",
+        actor=Actor.from_request(request, user=user),
+        subject_user=user,
+        payload=_factor_payload(authenticator),
+    )
+    end_other_sessions(request, user)
+
+
+def _factor_reset(
+    sender: Any, request: HttpRequest, user: User, authenticator: Authenticator, **kwargs: Any
+) -> None:
+    record_now(
+        "account.2fa.recovery-codes.regenerated",
+        actor=Actor.from_request(request, user=user),
+        subject_user=user,
+        payload=_factor_payload(authenticator),
+    )
+    end_other_sessions(request, user)
+
+
+def _factor_used(
+    sender: Any,
+    request: HttpRequest,
+    user: User,
+    authenticator: Authenticator,
+    reauthenticated: bool = False,
+    passwordless: bool = False,
+    **kwargs: Any,
+) -> None:
+    payload = _factor_payload(authenticator)
+    payload["reauthentication"] = bool(reauthenticated)
+    if authenticator.type == Authenticator.Type.RECOVERY_CODES:
+        current = Authenticator.objects.filter(pk=authenticator.pk).first() or authenticator
+        remaining = len(current.wrap().get_unused_codes())
+        payload["remaining"] = remaining
+        record_now(
+            "account.2fa.recovery-code.used",
+            actor=Actor.from_request(request, user=user),
+            subject_user=user,
+            payload=payload,
+        )
+        get_account_adapter(request).send_notification_mail(
+            "mfa/email/recovery_code_used", user, {"remaining": remaining}
+        )
+        return
+    if reauthenticated:
+        record_now(
+            "account.reauthenticated",
+            actor=Actor.from_request(request, user=user),
+            subject_user=user,
+            payload={"method": payload["type"]},
+        )
+
+
+def _factor_failed(
+    sender: Any,
+    request: HttpRequest,
+    user: User,
+    authenticator: Authenticator,
+    reauthentication: bool = False,
+    **kwargs: Any,
+) -> None:
+    payload = _factor_payload(authenticator)
+    payload["reauthentication"] = bool(reauthentication)
+    record_now(
+        "account.2fa.failed",
+        actor=Actor.from_request(request, user=user),
+        subject_user=user,
+        payload=payload,
+    )
+
+
+def end_other_sessions(request: HttpRequest, user: User) -> None:
+    """Every other session of ``user`` ends; this one (if it is the user's) stays signed in."""
+    User.objects.filter(pk=user.pk).update(session_epoch=F("session_epoch") + 1)
+    user.refresh_from_db(fields=["session_epoch"])
+    if getattr(request, "user", None) is not None and request.user.pk == user.pk:
+        update_session_auth_hash(request, user)
+
+
 def connect() -> None:
+    mfa_signals.authenticator_added.connect(_factor_added, dispatch_uid="bastion-2fa-added")
+    mfa_signals.authenticator_removed.connect(_factor_removed, dispatch_uid="bastion-2fa-removed")
+    mfa_signals.authenticator_reset.connect(_factor_reset, dispatch_uid="bastion-2fa-reset")
+    mfa_signals.authenticator_used.connect(_factor_used, dispatch_uid="bastion-2fa-used")
+    mfa_signals.authentication_failed.connect(_factor_failed, dispatch_uid="bastion-2fa-failed")
     allauth_signals.user_logged_in.connect(_signed_in, dispatch_uid="bastion-signin")
     auth_signals.user_login_failed.connect(_sign_in_failed, dispatch_uid="bastion-signin-failed")
     auth_signals.user_logged_out.connect(_signed_out, dispatch_uid="bastion-signout")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bastion.headers import CONTENT_SECURITY_POLICY
 from bastion.index import negotiation, pages
 from bastion.index.pages import Page
 
@@ -17,12 +18,13 @@ CONTENT_TYPES = {
     negotiation.V1_HTML: "application/vnd.pypi.simple.v1+html",
     negotiation.TEXT_HTML: "text/html; charset=utf-8",
 }
-# What Django's security and clickjacking middleware would add, so both paths agree.
+# What Django's security and clickjacking middleware and ours would add: both paths agree.
 SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "same-origin"),
     ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
 )
 
 

@@ -13,7 +13,7 @@ from bastion.projects.models import Project, Role
 from tests.integration.audit.test_events import post
 from tests.unit.core.builders import make_wheel
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_2fa_requirement")]
 PASSWORD = "a long enough passphrase 42"
 
 
@@ -65,7 +65,7 @@ def test_sign_in_success_failure_and_sign_out_are_recorded(client, people):
     succeeded = Event.objects.get(kind="account.signin.succeeded")
     assert succeeded.actor_username == "alice"
     assert succeeded.credential == "session"
-    assert succeeded.payload == {"method": "password"}
+    assert succeeded.payload == {"method": "password", "methods": ["password"]}
     assert succeeded.user_agent == "Mozilla/5.0 test"
     client.post("/account/logout/")
     assert Event.objects.filter(kind="account.signout", subject_username="alice").exists()
