@@ -37,6 +37,8 @@ _KEYS = (
     "passkey_login",
     "pwned_passwords_url",
     "reauthentication_timeout",
+    "leak_report_secret",
+    "deleted_project_reservation_days",
     "email_url",
     "max_file_size",
     "max_project_size",
@@ -77,6 +79,8 @@ class Config:
     passkey_login: bool = False  # passwordless sign-in with a passkey (WebAuthn)
     pwned_passwords_url: str | None = None  # k-anonymity range API, e.g. https://host/range/
     reauthentication_timeout: int = 300  # seconds a password/second-factor confirmation lasts
+    leak_report_secret: str | None = None  # bearer secret of POST /_/token-leak/ (unset: 404)
+    deleted_project_reservation_days: int = 30  # a deleted project's name stays its owners'
     # The header a TLS-terminating proxy sets to "https" (X-Forwarded-Proto); None: not trusted.
     proxy_ssl_header: str | None = None
     secret_key_generated: bool = field(default=False, compare=False)
@@ -351,6 +355,11 @@ def load_config(environ: dict[str, str] | None = None) -> Config:
         ),
         reauthentication_timeout=_as_count(
             "reauthentication_timeout", settings.get("reauthentication_timeout", 300)
+        ),
+        leak_report_secret=str(settings.get("leak_report_secret") or "").strip() or None,
+        deleted_project_reservation_days=_as_count(
+            "deleted_project_reservation_days",
+            settings.get("deleted_project_reservation_days", 30),
         ),
         secret_key_generated=generated,
     )

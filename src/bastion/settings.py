@@ -20,6 +20,7 @@ ALLOWED_HOSTS = allowed_hosts(BASTION.base_url)
 CSRF_TRUSTED_ORIGINS = [f"{_base.scheme}://{_base.netloc}"]
 
 INSTALLED_APPS = [
+    "django.contrib.admin",  # operators (superusers, behind 2FA): bastion.*.admin
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

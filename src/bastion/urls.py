@@ -1,12 +1,16 @@
+from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
+from bastion.accounts import views as accounts
 from bastion.audit import views as audit
 from bastion.index import views as index
-from bastion.projects import views as projects
 from bastion.uploads import views as uploads
 
 handler429 = "bastion.accounts.views.rate_limited"
+# Operators sign in like everyone (password, then the second factor), never on admin's own form.
+admin.site.login = accounts.admin_login  # type: ignore[method-assign]
+admin.site.site_header = admin.site.site_title = "bastion operators"
 
 urlpatterns = [
     path("healthz", index.healthz),
@@ -18,14 +22,14 @@ urlpatterns = [
     re_path(r"^pypi/(?P<project>[^/]+)/(?P<version>[^/]+)/json/?$", index.pypi_release_json),
     re_path(r"^files/(?P<path>[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{60}/[^/]+)$", index.file_download),
     re_path(r"^legacy/?$", uploads.legacy_upload),
-    path("", projects.home),
-    path("search/", projects.search),
-    re_path(r"^project/(?P<project>[^/]+)/$", projects.project_detail),
+    path("", include("bastion.projects.urls")),
+    path("", include("bastion.tokens.urls")),  # /account/tokens/..., /_/token-leak/
     path("account/history/", audit.account_history),
     path("account/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: the language selector
-    path("manage/projects/", projects.manage_projects),
     path("manage/history/", audit.admin_history),
     re_path(r"^manage/project/(?P<project>[^/]+)/history/$", audit.project_history),
     re_path(r"^manage/project/(?P<project>[^/]+)/history\.json$", audit.project_history_feed),
+    path("manage/", include("bastion.projects.manage_urls")),
+    path("admin/", admin.site.urls),
 ]

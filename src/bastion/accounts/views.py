@@ -115,3 +115,17 @@ def refuse_too_many_attempts(request: HttpRequest) -> NoReturn:
     the exception into the response.
     """
     raise ImmediateHttpResponse(respond_429(request))
+
+
+def admin_login(request: HttpRequest, extra_context: object = None) -> HttpResponse:
+    """The Django admin's sign-in, replaced: everyone signs in through /account/login/ and its
+    second step. (Django's own admin form would sign a superuser in with a password alone.)"""
+    from django.contrib.auth.views import redirect_to_login
+    from django.http import HttpResponseForbidden
+
+    if request.user.is_authenticated:
+        return HttpResponseForbidden(
+            "403 Forbidden: the admin is for operators (superusers) only.\n",
+            content_type="text/plain; charset=utf-8",
+        )
+    return redirect_to_login(request.GET.get("next") or "/admin/", "/account/login/")

@@ -1,0 +1,11 @@
+"""Public pages about projects: home, search, project and release pages, user pages."""
+
+from django.urls import path, re_path
+
+from bastion.projects import views
+
+urlpatterns = [
+    path("", views.home),
+    path("search/", views.search),
+    re_path(r"^project/(?P<project>[^/]+)/$", views.project_detail),
+]
