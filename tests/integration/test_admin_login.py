@@ -40,3 +40,69 @@ def test_a_signed_in_superuser_without_a_second_factor_is_sent_to_its_set_up():
     client = Client()
     client.post("/account/login/", {"login": "root", "password": PASSWORD})
     assert client.get("/admin/")["Location"] == "/account/2fa/"
+
+
+# --- operators' actions go through the services ------------------------------------------------
+
+
+@pytest.fixture
+def operator_client(without_2fa_requirement):
+    root = create_user(
+        actor=Actor.operator(), username="root", email="root@example.com",
+        password=PASSWORD, superuser=True, email_verified=True,
+    )
+    client = Client()
+    client.force_login(root)
+    return client
+
+
+def test_an_operator_finds_and_disables_an_account_whose_tokens_then_stop(
+    operator_client, alice, alice_token, tmp_path
+):
+    from bastion.audit.models import Event
+    from tests.integration.uploads.test_upload_endpoint import upload
+    from tests.unit.core.builders import make_wheel
+
+    found = operator_client.get("/admin/accounts/user/?q=alice")
+    assert found.status_code == 200 and b"alice@example.com" in found.content
+    response = operator_client.post(
+        "/admin/accounts/user/",
+        {"action": "disable_accounts", "_selected_action": [alice.pk]},
+    )
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert not alice.is_active
+    event = Event.objects.get(kind="account.disabled")
+    assert event.subject_username == "alice" and event.actor_username == "root"
+    refused = upload(Client(), make_wheel(tmp_path), alice_token)
+    assert refused.status_code == 403 and "disabled" in refused.reason_phrase
+
+
+def test_an_operator_prohibits_a_name_for_new_projects(operator_client, alice, alice_token, tmp_path):
+    from bastion.audit.models import Event
+    from bastion.uploads.models import ProhibitedName
+    from tests.integration.uploads.test_upload_endpoint import upload
+    from tests.unit.core.builders import make_wheel
+
+    added = operator_client.post(
+        "/admin/uploads/prohibitedname/add/", {"normalized_name": "Evil_Pkg", "comment": "abuse"}
+    )
+    assert added.status_code == 302
+    assert ProhibitedName.objects.get().normalized_name == "evil-pkg"
+    assert Event.objects.filter(kind="policy.name.prohibited", project_name="evil-pkg").exists()
+    refused = upload(Client(), make_wheel(tmp_path, name="evil_pkg"), alice_token)
+    assert refused.status_code == 400
+    assert refused["X-Bastion-Error"] == "dist.name.prohibited"
+    allowed = operator_client.post(
+        "/admin/uploads/prohibitedname/",
+        {"action": "allow_names", "_selected_action": [ProhibitedName.objects.get().pk]},
+    )
+    assert allowed.status_code == 302
+    assert upload(Client(), make_wheel(tmp_path, name="evil_pkg"), alice_token).status_code == 200
+
+
+def test_the_admin_offers_no_form_that_bypasses_the_services(operator_client, alice):
+    assert operator_client.get("/admin/accounts/user/add/").status_code == 403
+    page = operator_client.get(f"/admin/accounts/user/{alice.pk}/change/")
+    assert page.status_code == 200
+    assert b'name="is_active"' not in page.content  # read-only: the action is the way

@@ -7,6 +7,7 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from bastion.accounts.errors import InvalidAccountData, UserExists
 from bastion.accounts.models import User
@@ -72,3 +73,20 @@ def create_user(
             payload={"email": email, "superuser": superuser, "email_verified": email_verified},
         )
     return user
+
+
+def set_user_active(*, actor: Actor, user: User, active: bool, reason: str = "") -> None:
+    """Disable (or re-enable) an account. A disabled account's sessions end at their next
+    request and its API tokens stop working (``tokens.services.authenticate``)."""
+    with transaction.atomic():
+        changed = User.objects.filter(pk=user.pk).exclude(is_active=active).update(
+            is_active=active, session_epoch=F("session_epoch") + 1
+        )
+        if changed:
+            record(
+                "account.enabled" if active else "account.disabled",
+                actor=actor,
+                subject_user=user,
+                payload={"reason": reason[:500]},
+            )
+    user.refresh_from_db(fields=["is_active", "session_epoch"])

@@ -9,6 +9,7 @@ no row behind.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,7 @@ from packaging.version import Version
 from bastion.actors import Actor
 from bastion.audit.services import record
 from bastion.core.dists import DistributionRejected, ValidatedDistribution, validate_distribution
+from bastion.core.dists.policy import Policy
 from bastion.core.names import confusable_key, is_valid_name, normalize_name
 from bastion.core.versions import canonical_version, parse_version
 from bastion.projects.models import File, FilenameRecord, Project, ProjectStatus, Release
@@ -31,6 +33,7 @@ from bastion.storage import BlobStore, StorageError, file_key, metadata_key
 from bastion.tokens import services as token_services
 from bastion.tokens.services import AuthenticatedToken
 from bastion.uploads.errors import Problem, UploadError, bad_request, forbidden
+from bastion.uploads.models import ProhibitedName
 from bastion.uploads.protocol import UploadRequest, check_digests
 
 log = logging.getLogger(__name__)
@@ -146,6 +149,17 @@ def _duplicate_before_validation(request: UploadRequest) -> File | None:
             return _duplicate(request)
 
 
+def _policy(*, new_project: bool) -> Policy:
+    """The configured policy, plus the operators' prohibited names when a project is new."""
+    policy = settings.BASTION.policy
+    if not new_project:
+        return policy
+    extra = frozenset(ProhibitedName.objects.values_list("normalized_name", flat=True))
+    if not extra:
+        return policy
+    return dataclasses.replace(policy, prohibited_names=policy.prohibited_names | extra)
+
+
 def _validate(request: UploadRequest, *, new_project: bool) -> ValidatedDistribution:
     config = settings.BASTION
     try:
@@ -155,7 +169,7 @@ def _validate(request: UploadRequest, *, new_project: bool) -> ValidatedDistribu
             declared=request.declared,
             hashes=request.content.hashes,
             limits=config.limits,
-            policy=config.policy,
+            policy=_policy(new_project=new_project),
             new_project=new_project,
             similar_project=similar_project,
         )
@@ -327,3 +341,33 @@ def _record(
         serial=serial, total_size=project.total_size + dist.size
     )
     return UploadOutcome(file=file, created=True)
+
+
+def prohibit_name(*, actor: Actor, name: str, comment: str = "", now: datetime) -> ProhibitedName:
+    """Refuse ``name`` (and its normalized spellings) to every new project from now on."""
+    if not is_valid_name(name):
+        raise ValueError(f"{name!r} is not a valid project name")
+    normalized = normalize_name(name)
+    with transaction.atomic():
+        row, created = ProhibitedName.objects.get_or_create(
+            normalized_name=normalized,
+            defaults={"comment": comment[:500], "created": now, "created_by": actor.label},
+        )
+        if created:
+            record(
+                "policy.name.prohibited",
+                actor=actor,
+                project_name=normalized,
+                payload={"comment": comment[:500]},
+                now=now,
+            )
+    return row
+
+
+def allow_name(*, actor: Actor, name: str, now: datetime) -> None:
+    """Take ``name`` off the operators' prohibited list (the built-in list stays)."""
+    normalized = normalize_name(name)
+    with transaction.atomic():
+        deleted, _ = ProhibitedName.objects.filter(normalized_name=normalized).delete()
+        if deleted:
+            record("policy.name.allowed", actor=actor, project_name=normalized, now=now)
