@@ -321,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
         "retention", help="truncate IP addresses older than BASTION_IP_RETENTION_DAYS (cron it)"
     )
     retention.set_defaults(handler=cmd_audit_retention)
+
+    from bastion.signing.cli import register as register_tuf_commands
+
+    register_tuf_commands(commands)
     return parser
 
 

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "bastion.uploads",
     "bastion.index",
     "bastion.audit",
+    "bastion.signing",
     "allauth",
     "allauth.account",
     "bastion.accounts.mfa_app.MFAConfig",  # allauth.mfa (see the class for the one change)

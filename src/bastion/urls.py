@@ -22,6 +22,7 @@ urlpatterns = [
     re_path(r"^pypi/(?P<project>[^/]+)/(?P<version>[^/]+)/json/?$", index.pypi_release_json),
     re_path(r"^files/(?P<path>[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{60}/[^/]+)$", index.file_download),
     re_path(r"^legacy/?$", uploads.legacy_upload),
+    path("tuf/", include("bastion.signing.urls")),
     path("", include("bastion.projects.urls")),
     path("", include("bastion.tokens.urls")),  # /account/tokens/..., /_/token-leak/
     path("account/history/", audit.account_history),

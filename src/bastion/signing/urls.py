@@ -1,0 +1,3 @@
+"""``/tuf/``: TUF (PEP 458) repository metadata."""
+
+urlpatterns: list[object] = []
