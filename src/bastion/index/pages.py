@@ -1,6 +1,7 @@
 """Cached renderings of the read API, valid while their serial matches the project's.
 
-A hit costs one query (the page row joined to its project). A miss renders from the rows and
+A hit costs one small query (the current ETag and serial, joined to the project) and bytes from
+the worker's memory (``BODIES``, keyed by the content-hash ETag). A miss renders from the rows and
 stores the result; a concurrent upload only bumps the serial, so a stale rendering is never
 served as current. Serials are read before the rows, so a rendering is never older than the
 serial it is stored under.
@@ -9,6 +10,8 @@ serial it is stored under.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -59,21 +62,74 @@ def _store(project: Project | None, kind: str, serial: int, body: bytes) -> Page
             )
     except IntegrityError:  # another worker stored the same rendering first
         pass
+    BODIES.put(page.etag, body)
     return page
 
 
 def cached_page(project_name: str, kind: str) -> Page | None:
-    """The current cached rendering, or None (a miss: not rendered yet, stale, no project)."""
-    row = (
-        RenderedPage.objects.filter(
-            project__normalized_name=project_name, kind=kind, serial=F("project__serial")
-        )
-        .values_list("body", "etag", "serial")
-        .first()
-    )
-    if row is None:
+    """The current cached rendering, or None (a miss: not rendered yet, stale, no project).
+
+    The freshness check is one small query (the current ETag and serial, no body); the bytes
+    come from this worker's memory when it has served that ETag before. ETags hash the body,
+    so a body found under an ETag is always the right one.
+    """
+    current = cached_etag(project_name, kind)
+    if current is None:
         return None
-    return Page(body=bytes(row[0]), etag=row[1], serial=row[2])
+    body = BODIES.get(current.etag)
+    if body is None:
+        row = (
+            RenderedPage.objects.filter(
+                project__normalized_name=project_name, kind=kind, etag=current.etag
+            )
+            .values_list("body", flat=True)
+            .first()
+        )
+        if row is None:  # replaced between the two reads: treat as a miss
+            return None
+        body = bytes(row)
+        BODIES.put(current.etag, body)
+    return Page(body=body, etag=current.etag, serial=current.serial)
+
+
+class BodyCache:
+    """Rendered bodies by ETag, least recently used out first, bounded in bytes (per worker).
+
+    Thread-safe: gunicorn's threads share it.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._bodies: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, etag: str) -> bytes | None:
+        with self._lock:
+            body = self._bodies.get(etag)
+            if body is not None:
+                self._bodies.move_to_end(etag)
+            return body
+
+    def put(self, etag: str, body: bytes) -> None:
+        if len(body) > self.max_bytes // 4:
+            return  # a huge page would evict everything else
+        with self._lock:
+            if etag in self._bodies:
+                return
+            self._bodies[etag] = body
+            self._size += len(body)
+            while self._size > self.max_bytes:
+                _old, evicted = self._bodies.popitem(last=False)
+                self._size -= len(evicted)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._bodies.clear()
+            self._size = 0
+
+
+BODIES = BodyCache(max_bytes=64 * 1024 * 1024)
 
 
 def cached_etag(project_name: str, kind: str) -> Page | None:

@@ -98,8 +98,9 @@ def test_hit_costs_one_query_and_304_on_matching_etag(client, published):
     with CaptureQueriesContext(connection) as queries:
         response = client.get("/simple/demo-pkg/")
     assert response.status_code == 200
-    # the session/auth middleware does not touch the database for anonymous requests
-    assert len(queries) == 1
+    # the session/auth middleware does not touch the database for anonymous requests; the
+    # one query checks freshness, the bytes come from the worker's memory
+    assert len(queries) == 1 and '"body"' not in queries[0]["sql"]
     etag = response["ETag"]
     assert etag.startswith('"') and not etag.startswith("W/")
     with CaptureQueriesContext(connection) as queries:
@@ -114,6 +115,34 @@ def test_hit_costs_one_query_and_304_on_matching_etag(client, published):
         "/simple/demo-pkg/", HTTP_ACCEPT="application/vnd.pypi.simple.v1+html"
     )["ETag"]
     assert len({etag, json_etag, v1_html_etag}) == 3
+
+
+def test_a_body_not_in_memory_is_read_once_then_served_from_memory(client, published):
+    from bastion.index.pages import BODIES
+
+    first = client.get("/simple/demo-pkg/")
+    BODIES.clear()  # as in another worker, or after eviction
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/simple/demo-pkg/")
+    assert response.content == first.content
+    assert len(queries) == 2 and '"body"' in queries[1]["sql"]
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/simple/demo-pkg/").content == first.content
+    assert len(queries) == 1
+
+
+def test_the_body_cache_is_bounded_and_keyed_by_content():
+    from bastion.index.pages import BodyCache
+
+    cache = BodyCache(max_bytes=100)
+    cache.put("a", b"x" * 20)
+    cache.put("b", b"y" * 20)
+    cache.put("huge", b"z" * 30)  # more than a quarter of the bound: never kept
+    assert cache.get("huge") is None
+    cache.get("a")  # recently used
+    for name in "cdef":
+        cache.put(name, b"w" * 20)
+    assert cache.get("a") is not None and cache.get("b") is None
 
 
 def test_query_count_does_not_grow_with_files(client, alice, alice_token, tmp_path):
