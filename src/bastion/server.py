@@ -6,9 +6,42 @@ their one-line reason phrase, which twine shows (P73).
 
 from __future__ import annotations
 
+import errno
+import selectors
+import time
+from functools import partial
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+
+class ReadableFirstThreadWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's gthread worker, except that a new connection waits for its first bytes on
+    the worker's poller instead of in a thread.
+
+    gunicorn 27 hands each accepted connection to a pool thread that waits up to 5 s for a
+    request. Installers (uv) open several connections at once and may leave some idle, so four
+    such connections could hold every thread while requests queue behind them: a 5 s stall.
+    Here a thread is only taken once the client has sent something; an idle connection costs
+    nothing and is closed after the keep-alive timeout like any other.
+    """
+
+    def accept(self, listener: Any) -> None:
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())
+        client_sock.setblocking(False)
+        conn.timeout = time.monotonic() + self.cfg.keepalive
+        self.pending_conns.append(conn)
+        self.poller.register(
+            client_sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn)
+        )
 
 
 class _Server(BaseApplication):  # type: ignore[misc]
@@ -33,7 +66,7 @@ def run(*, host: str, port: int, workers: int) -> None:
         {
             "bind": f"{host}:{port}",
             "workers": workers,
-            "worker_class": "gthread",
+            "worker_class": "bastion.server.ReadableFirstThreadWorker",
             "threads": 4,
             "timeout": 300,
             "graceful_timeout": 10,
