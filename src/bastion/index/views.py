@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection
@@ -25,7 +26,7 @@ from bastion.index import answers, negotiation, pages
 from bastion.index.rendering import BASE, version_key
 from bastion.projects.models import File, Project, ProjectStatus, Release
 from bastion.projects.queries import files_of
-from bastion.storage import BlobNotFound, blob_store, metadata_key
+from bastion.storage import BlobNotFound, blob_store, file_key, metadata_key
 from bastion.storage.local import LocalBlobStore
 
 JSON_API_CACHE = "public, max-age=900"
@@ -289,20 +290,47 @@ def file_download(request: HttpRequest, path: str) -> HttpResponseBase:
     return response
 
 
-def healthz(request: HttpRequest) -> HttpResponse:
+def _check(probe: Callable[[], object]) -> str:
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        database = "ok"
-    except Exception:  # noqa: BLE001 - health reports any database failure as such
-        database = "unavailable"
-    status = 200 if database == "ok" else 503
-    return HttpResponse(
-        json.dumps({"status": "ok" if status == 200 else "degraded", "database": database}),
-        status=status,
+        probe()
+    except Exception:  # noqa: BLE001 - health reports any failure of a dependency as such
+        return "unavailable"
+    return "ok"
+
+
+# A key no upload can have (no blake2b digest is all zeros): a look-up that finds nothing.
+_PROBE_KEY = file_key("0" * 64, "healthz-probe")
+
+
+def _database_probe() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness and the state of each dependency: 200 when all answer, else 503 naming the one
+    that does not (``database``, ``storage``, and ``redis`` when BASTION_REDIS_URL is set)."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    checks = {
+        "database": _check(_database_probe),
+        "storage": _check(lambda: blob_store().exists(_PROBE_KEY)),
+    }
+    if settings.BASTION.redis_url:
+        checks["redis"] = _check(lambda: cache.get("bastion:healthz"))
+    healthy = all(state == "ok" for state in checks.values())
+    body = {"status": "ok" if healthy else "degraded", **checks}
+    down = [name for name, state in checks.items() if state != "ok"]
+    response = HttpResponse(
+        json.dumps(body),
+        status=200 if healthy else 503,
         content_type="application/json",
         headers={"Cache-Control": "no-store"},
     )
+    if down:
+        response.reason_phrase = "Service Unavailable: " + ", ".join(down) + " unavailable"
+    return response
 
 
 __all__ = [

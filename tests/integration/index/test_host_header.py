@@ -223,7 +223,7 @@ def test_ssl_redirect_goes_to_the_base_host_and_checks_the_host_first(client, ss
 def test_healthz_answers_any_host(client, host):
     response = client.get("/healthz", HTTP_HOST=host)
     assert response.status_code == 200
-    assert json.loads(response.content) == {"status": "ok", "database": "ok"}
+    assert json.loads(response.content) == {"status": "ok", "database": "ok", "storage": "ok"}
 
 
 def test_healthz_is_not_redirected_to_https(client, ssl_redirect):

@@ -309,3 +309,25 @@ def test_healthz(client, db):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert json.loads(response.content)["status"] == "ok"
+
+
+def test_healthz_names_the_dependency_that_is_down(client, db, monkeypatch):
+    """Storage really unreachable: an S3 endpoint on a loopback port where nothing listens."""
+    import dataclasses
+
+    from django.conf import settings
+    from django.test import override_settings
+
+    from tests.processes import free_port
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    dead = f"s3://bucket/prefix?endpoint_url=http://127.0.0.1:{free_port()}"
+    with override_settings(BASTION=dataclasses.replace(settings.BASTION, storage_url=dead)):
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    assert json.loads(response.content) == {
+        "status": "degraded", "database": "ok", "storage": "unavailable"
+    }
+    assert response.reason_phrase == "Service Unavailable: storage unavailable"
