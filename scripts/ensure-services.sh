@@ -14,6 +14,16 @@ except OSError:
 PY
 }
 
+# nginx (Debian's package) for tests/e2e/test_nginx_front.py, which runs its own instance on
+# free ports with the documented configuration (deploy/nginx/bastion.conf).
+if ! [ -x /usr/sbin/nginx ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    echo "ensure-services: installing nginx"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq nginx-light >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null && apt-get install -y -qq nginx-light >/dev/null; } \
+        || echo "ensure-services: WARNING: installing nginx failed" >&2
+fi
+
 if pg_up; then
     echo "ensure-services: PostgreSQL answers on 127.0.0.1:5432"
     exit 0

@@ -56,6 +56,8 @@ SAMPLES: dict[str, SampleSpec] = {
     "owned2": SampleSpec("e2e-owned", version="2.0", backend="setuptools"),
     # Uploaded concurrently, as the first files of a new project.
     "concurrent": SampleSpec("e2e-concurrent", backend="setuptools"),
+    # Published and installed through the nginx front (deploy/nginx/bastion.conf).
+    "front": SampleSpec("e2e-front", backend="hatchling"),
     # pypitoken-restricted uploads.
     "scoped_a": SampleSpec("e2e-scoped-a", backend="hatchling"),
     "scoped_b": SampleSpec("e2e-scoped-b", backend="setuptools"),
