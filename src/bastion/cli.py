@@ -1,4 +1,5 @@
-"""The ``bastion`` command: serve, migrate, user and token administration, offline checks."""
+"""The ``bastion`` command: serve, migrate, user and token administration, offline checks,
+releases (yank, un-yank)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bastion.projects.models import Release
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -51,6 +56,9 @@ def _migrate(verbosity: int = 0) -> None:
 
     call_command("migrate", interactive=False, verbosity=verbosity)
     call_command("createcachetable", verbosity=verbosity)  # shared rate limits without Redis
+    from bastion.signing.services import ensure_development_repository
+
+    ensure_development_repository()  # TUF from the first start on the embedded default
     try:
         prepare_store()
     except StorageError as exc:
@@ -74,7 +82,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config.spool_dir.mkdir(parents=True, exist_ok=True)
     _first_start_notice(args.host, args.port)
     from bastion.server import run
+    from bastion.signing import refresher
 
+    refresher.start()  # TUF: re-sign what is about to expire, in this (master) process
     run(host=args.host, port=args.port, workers=args.workers)
     return EXIT_OK
 
@@ -267,6 +277,52 @@ def cmd_audit_retention(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _release_for(project_name: str, version: str) -> Release:
+    from bastion.core.names import normalize_name
+    from bastion.core.versions import canonical_version, parse_version
+    from bastion.projects.models import Project, Release
+
+    project = Project.objects.filter(normalized_name=normalize_name(project_name)).first()
+    if project is None:
+        raise CommandError(f"no project named {project_name!r}")
+    try:
+        canonical = canonical_version(parse_version(version))
+    except ValueError:
+        raise CommandError(f"invalid version {version!r}") from None
+    release = Release.objects.filter(project=project, canonical_version=canonical).first()
+    if release is None:
+        raise CommandError(f"project {project.name!r} has no release {version!r}")
+    return release
+
+
+def cmd_release_yank(args: argparse.Namespace) -> int:
+    _setup_django()
+    from bastion.actors import Actor
+    from bastion.projects.errors import ProjectError
+    from bastion.projects.services import yank_release
+
+    release = _release_for(args.project, args.version)
+    try:
+        yank_release(actor=Actor.operator(), release=release, reason=args.reason or "")
+    except ProjectError as exc:
+        raise CommandError(exc.message) from None
+    return EXIT_OK
+
+
+def cmd_release_unyank(args: argparse.Namespace) -> int:
+    _setup_django()
+    from bastion.actors import Actor
+    from bastion.projects.errors import ProjectError
+    from bastion.projects.services import unyank_release
+
+    release = _release_for(args.project, args.version)
+    try:
+        unyank_release(actor=Actor.operator(), release=release)
+    except ProjectError as exc:
+        raise CommandError(exc.message) from None
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bastion", description="A self-hosted Python package index."
@@ -325,6 +381,22 @@ def build_parser() -> argparse.ArgumentParser:
     from bastion.signing.cli import register as register_tuf_commands
 
     register_tuf_commands(commands)
+
+    release = commands.add_parser("release", help="yank or un-yank a release (PEP 592)")
+    release_actions = release.add_subparsers(
+        dest="release_command", required=True, metavar="ACTION"
+    )
+    yank = release_actions.add_parser(
+        "yank", help="mark a release yanked: installers skip it unless pinned with =="
+    )
+    yank.add_argument("project")
+    yank.add_argument("version")
+    yank.add_argument("--reason", metavar="TEXT", help="shown to installers")
+    yank.set_defaults(handler=cmd_release_yank)
+    unyank = release_actions.add_parser("unyank", help="undo a yank")
+    unyank.add_argument("project")
+    unyank.add_argument("version")
+    unyank.set_defaults(handler=cmd_release_unyank)
     return parser
 
 

@@ -13,13 +13,21 @@ import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from bastion.core.dists import Limits
 from bastion.core.dists.policy import Policy
 
-__all__ = ["LOOPBACK_HOSTS", "Config", "ConfigError", "allowed_hosts", "load_config"]
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "Config",
+    "ConfigError",
+    "TufSettings",
+    "allowed_hosts",
+    "load_config",
+]
 
 # Names a browser on the serving machine uses; accepted only while the base URL is loopback too.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -52,6 +60,16 @@ _KEYS = (
     "max_uncompressed_size",
     "max_compression_ratio",
     "debug",
+    "tuf_keys_dir",
+    "tuf_online_key",
+    "tuf_bins",
+    "tuf_root_expiry",
+    "tuf_targets_expiry",
+    "tuf_snapshot_expiry",
+    "tuf_timestamp_expiry",
+    "tuf_bins_expiry",
+    "tuf_gc_grace",
+    "tuf_refresh_interval",
 )
 
 
@@ -84,6 +102,7 @@ class Config:
     # The header a TLS-terminating proxy sets to "https" (X-Forwarded-Proto); None: not trusted.
     proxy_ssl_header: str | None = None
     secret_key_generated: bool = field(default=False, compare=False)
+    tuf: TufSettings = field(default_factory=lambda: TufSettings(keys_dir=Path("tuf-keys")))
 
     @property
     def embedded(self) -> bool:
@@ -100,6 +119,72 @@ class Config:
         if self.proxy_ssl_header is None:
             return None
         return ("HTTP_" + self.proxy_ssl_header.upper().replace("-", "_"), "https")
+
+
+@dataclass(frozen=True)
+class TufSettings:
+    """Signed repository metadata (TUF, PEP 458); see docs/adr/0005-tuf-key-layout.md."""
+
+    keys_dir: Path  # development keys on the embedded default; `bastion tuf init` writes elsewhere
+    online_key: str = ""  # signer URI of the online key; "" = file2:<keys_dir>/online.pem
+    bins: int = 1024  # succinct hash bins (a power of two), used when the repository is created
+    root_expiry: timedelta = timedelta(days=365)
+    targets_expiry: timedelta = timedelta(days=365)
+    snapshot_expiry: timedelta = timedelta(days=1)
+    timestamp_expiry: timedelta = timedelta(days=1)
+    bins_expiry: timedelta = timedelta(days=1)
+    gc_grace: timedelta = timedelta(hours=1)  # superseded snapshots (and what only they name)
+    refresh_interval: timedelta = timedelta(minutes=5)  # `bastion serve`'s refresh; 0: never
+
+    @property
+    def online_key_uri(self) -> str:
+        return self.online_key or f"file2:{self.keys_dir / 'online.pem'}"
+
+
+_DURATION = re.compile(r"\A(\d+)\s*([smhdw])\Z")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _as_duration(name: str, value: object, *, allow_zero: bool = False) -> timedelta:
+    text = str(value).strip().lower()
+    match = _DURATION.match(text)
+    if not match or (int(match.group(1)) == 0 and not allow_zero):
+        raise ConfigError(
+            f"BASTION_{name.upper()} must be a duration such as 90m, 12h, 1d or 52w, not {value!r}"
+        )
+    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _tuf(settings: dict[str, object], data_dir: Path) -> TufSettings:
+    keys_dir = Path(str(settings.get("tuf_keys_dir", data_dir / "tuf-keys"))).expanduser()
+    bins = _as_count("tuf_bins", settings.get("tuf_bins", 1024))
+    if bins < 2 or bins > 65536 or bins & (bins - 1):
+        raise ConfigError("BASTION_TUF_BINS must be a power of two from 2 to 65536")
+    durations = {
+        key: _as_duration(key, settings.get(key, default))
+        for key, default in (
+            ("tuf_root_expiry", "365d"),
+            ("tuf_targets_expiry", "365d"),
+            ("tuf_snapshot_expiry", "1d"),
+            ("tuf_timestamp_expiry", "1d"),
+            ("tuf_bins_expiry", "1d"),
+            ("tuf_gc_grace", "1h"),
+        )
+    }
+    return TufSettings(
+        keys_dir=keys_dir.resolve(),
+        online_key=str(settings.get("tuf_online_key") or "").strip(),
+        bins=bins,
+        root_expiry=durations["tuf_root_expiry"],
+        targets_expiry=durations["tuf_targets_expiry"],
+        snapshot_expiry=durations["tuf_snapshot_expiry"],
+        timestamp_expiry=durations["tuf_timestamp_expiry"],
+        bins_expiry=durations["tuf_bins_expiry"],
+        gc_grace=durations["tuf_gc_grace"],
+        refresh_interval=_as_duration(
+            "tuf_refresh_interval", settings.get("tuf_refresh_interval", "5m"), allow_zero=True
+        ),
+    )
 
 
 def allowed_hosts(base_url: str) -> list[str]:
@@ -362,4 +447,5 @@ def load_config(environ: dict[str, str] | None = None) -> Config:
             settings.get("deleted_project_reservation_days", 30),
         ),
         secret_key_generated=generated,
+        tuf=_tuf(settings, data_dir),
     )

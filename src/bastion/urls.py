@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from bastion.accounts import views as accounts
 from bastion.audit import views as audit
 from bastion.index import views as index
+from bastion.signing import views as signing
 from bastion.uploads import views as uploads
 
 handler429 = "bastion.accounts.views.rate_limited"
@@ -20,6 +21,9 @@ urlpatterns = [
     re_path(r"^simple/(?P<project>[^/]+)$", index.simple_slashless),
     re_path(r"^pypi/(?P<project>[^/]+)/json/?$", index.pypi_project_json),
     re_path(r"^pypi/(?P<project>[^/]+)/(?P<version>[^/]+)/json/?$", index.pypi_release_json),
+    # TUF consistent-snapshot forms (P128), before the plain routes they would otherwise match.
+    re_path(r"^files/(?P<directory>[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{60}/)(?P<digest>[0-9a-f]{64})\.(?P<filename>[^/]+)$", signing.consistent_file),  # noqa: E501
+    re_path(r"^simple/(?P<project>[^/]+)/(?:(?P<digest>[0-9a-f]{64})\.)?(?P<page>index\.(?:html|json))$", signing.signed_page),  # noqa: E501
     re_path(r"^files/(?P<path>[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{60}/[^/]+)$", index.file_download),
     re_path(r"^legacy/?$", uploads.legacy_upload),
     path("tuf/", include("bastion.signing.urls")),

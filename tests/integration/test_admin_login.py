@@ -78,7 +78,9 @@ def test_an_operator_finds_and_disables_an_account_whose_tokens_then_stop(
     assert refused.status_code == 403 and "disabled" in refused.reason_phrase
 
 
-def test_an_operator_prohibits_a_name_for_new_projects(operator_client, alice, alice_token, tmp_path):
+def test_an_operator_prohibits_a_name_for_new_projects(
+    operator_client, alice, alice_token, tmp_path
+):
     from bastion.audit.models import Event
     from bastion.uploads.models import ProhibitedName
     from tests.integration.uploads.test_upload_endpoint import upload
@@ -106,3 +108,30 @@ def test_the_admin_offers_no_form_that_bypasses_the_services(operator_client, al
     page = operator_client.get(f"/admin/accounts/user/{alice.pk}/change/")
     assert page.status_code == 200
     assert b'name="is_active"' not in page.content  # read-only: the action is the way
+
+
+def test_an_operator_quarantines_a_project_and_the_simple_api_follows(
+    operator_client, alice, alice_token, tmp_path
+):
+    import json
+
+    from bastion.audit.models import Event
+    from bastion.projects.models import Project
+    from tests.integration.uploads.test_upload_endpoint import upload
+    from tests.unit.core.builders import make_wheel
+
+    assert upload(Client(), make_wheel(tmp_path), alice_token).status_code == 200
+    page = Client().get("/simple/demo/", HTTP_ACCEPT="application/vnd.pypi.simple.v1+json")
+    assert json.loads(page.content)["files"]
+    project = Project.objects.get(normalized_name="demo")
+    response = operator_client.post(
+        "/admin/projects/project/", {"action": "quarantine", "_selected_action": [project.pk]}
+    )
+    assert response.status_code == 302
+    page = Client().get("/simple/demo/", HTTP_ACCEPT="application/vnd.pypi.simple.v1+json")
+    body = json.loads(page.content)
+    assert body["files"] == [] and body["project-status"]["status"] == "quarantined"
+    event = Event.objects.get(kind="project.status.changed")
+    assert event.actor_username == "root" and event.project_name == "demo"
+    refused = upload(Client(), make_wheel(tmp_path, version="2.0"), alice_token)
+    assert refused.status_code == 403

@@ -180,3 +180,50 @@ class RenderedPage(models.Model):
                 name="page_unique_global_kind",
             ),
         ]
+
+
+class Invitation(models.Model):
+    """A pending offer of a role on a project; accepting it creates the ``Role``.
+
+    Accepted, declined and revoked invitations are deleted: the audit trail keeps their history.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="project_invitations"
+    )
+    role_name = models.CharField(max_length=16, choices=RoleName.choices)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "projects_invitation"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "project"], name="invitation_unique_user_project"
+            )
+        ]
+
+
+class DeletedProject(models.Model):
+    """The name of a deleted project, reserved for its former Owners until ``reserved_until``.
+
+    Anyone else's upload that would create a project of this (normalized) name is refused until
+    then (``BASTION_DELETED_PROJECT_RESERVATION_DAYS``); the former Owners may re-create it, which
+    ends the reservation. ``owner_ids`` are user ids (a JSON list), kept without foreign keys so a
+    reservation outlives the project's rows.
+    """
+
+    normalized_name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200)
+    owner_ids = models.JSONField(default=list)
+    deleted_at = models.DateTimeField(default=timezone.now)
+    reserved_until = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "projects_deleted_project"
+
+    def __str__(self) -> str:
+        return self.normalized_name

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from dataclasses import dataclass
+
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from bastion.accounts.models import User
 from bastion.core.names import normalize_name
@@ -43,4 +45,100 @@ def files_of(project: Project) -> list[File]:
         return []
     return list(
         File.objects.filter(project=project).select_related("release").order_by("upload_time", "id")
+    )
+
+
+# -- the public pages (home, project, release and user pages) ---------------------------------
+
+
+@dataclass(frozen=True)
+class Uploader:
+    """Who uploaded a file, from its ``file.uploaded`` audit event: a user and the token used."""
+
+    username: str
+    token_name: str
+
+
+def recent_releases(limit: int) -> list[Release]:
+    """The ``limit`` newest releases of listed projects, newest first (no metadata loaded).
+
+    Newest by row id, the order releases are created in: the primary key index serves it,
+    where ``created`` has none.
+    """
+    return list(
+        Release.objects.exclude(project__status=ProjectStatus.QUARANTINED)
+        .select_related("project")
+        .defer("metadata")
+        .order_by("-id")[:limit]
+    )
+
+
+def release_history(project: Project) -> list[Release]:
+    """Every release of ``project``, highest version first; metadata left unloaded (one query)."""
+    from bastion.index.rendering import version_key
+
+    releases = Release.objects.filter(project=project).defer("metadata")
+    return sorted(releases, key=lambda r: version_key(r.version), reverse=True)
+
+
+def release_with_metadata(release: Release) -> Release:
+    return Release.objects.get(pk=release.pk)
+
+
+def release_files(release: Release) -> list[File]:
+    """The files of one release, sdists first, by name; uploaders' usernames joined."""
+    return list(
+        File.objects.filter(release=release)
+        .select_related("uploaded_by")
+        .order_by("packagetype", "filename")
+    )
+
+
+def uploaders_of(project: Project, files: list[File]) -> dict[str, Uploader]:
+    """file name -> who uploaded it and with which token, from the audit trail (one query).
+
+    Files without an event (rows made outside the upload service) fall back to
+    ``File.uploaded_by`` without a token name.
+    """
+    from bastion.audit.models import Event
+
+    found: dict[str, Uploader] = {}
+    if files:
+        events = Event.objects.filter(
+            kind="file.uploaded",
+            project_id=project.pk,
+            payload__filename__in=[file.filename for file in files],
+        ).values_list("payload", "actor_username", "token_name")
+        for payload, username, token_name in events:
+            found[str(payload.get("filename"))] = Uploader(username, token_name)
+    for file in files:
+        if file.filename not in found and file.uploaded_by is not None:
+            found[file.filename] = Uploader(file.uploaded_by.username, "")
+    return found
+
+
+def maintainers_of(project: Project) -> list[Role]:
+    """Roles on ``project`` with their users: Owners first, then by username."""
+    return list(
+        Role.objects.filter(project=project, user__is_active=True)
+        .select_related("user")
+        .order_by("role_name", "user__username")
+    )
+
+
+def public_user(username: str) -> User | None:
+    """An active account by its exact username (user pages show no private field of it)."""
+    return User.objects.filter(username=username, is_active=True).first()
+
+
+def projects_of_user(user: User) -> list[Role]:
+    """``user``'s roles on listed projects, by project name, each project with ``summary``:
+    its newest release's summary (one query)."""
+    newest = Release.objects.filter(project=OuterRef("project")).order_by("-created", "-id")
+    return list(
+        Role.objects.filter(user=user)
+        .exclude(project__status=ProjectStatus.QUARANTINED)
+        .select_related("project")
+        .annotate(summary=Subquery(newest.values("summary")[:1]))
+        .order_by("project__normalized_name")
     )

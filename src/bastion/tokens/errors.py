@@ -38,3 +38,13 @@ class TokenRefused(TokenInvalid):
     def __init__(self, reasons: Sequence[str], *, token: ApiToken) -> None:
         super().__init__(reasons)
         self.token = token
+
+
+class MalformedLeakReport(TokenServiceError):
+    """A leaked-token report that is not a JSON list of objects with a ``token`` string."""
+
+    code = "token.leak-report.malformed"
+
+
+class LeakReportTooLarge(TokenServiceError):
+    code = "token.leak-report.too-large"

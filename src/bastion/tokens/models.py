@@ -28,6 +28,8 @@ class ApiToken(models.Model):
     last_used = models.DateTimeField(null=True, blank=True)
     # keyed hashes of the addresses the token was used from (for "used from a new address")
     seen_addresses = models.JSONField(default=list, blank=True)
+    # the coarse address (/24, /48) of the last use, shown to the owner ("last used from")
+    last_used_from = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         db_table = "tokens_api_token"

@@ -22,17 +22,26 @@ from django.db import transaction
 
 from bastion.accounts.models import User
 from bastion.actors import Actor
+from bastion.audit.chain import coarse_ip
 from bastion.audit.services import record
 from bastion.core.names import is_valid_name, normalize_name
-from bastion.projects.models import Project
+from bastion.projects.models import DeletedProject, FilenameRecord, Project
 from bastion.security import caveats as caveat_codec
 from bastion.security import macaroons
-from bastion.security.errors import TokenFormatError, TokenInvalid, TokenSignatureInvalid
+from bastion.security.errors import (
+    TokenError,
+    TokenFormatError,
+    TokenInvalid,
+    TokenSignatureInvalid,
+)
 from bastion.tokens.errors import InvalidTokenRequest, TokenNameInUse, TokenRefused
 from bastion.tokens.models import ApiToken
 
 MAX_NAME_LENGTH = 100
 MAX_SEEN_ADDRESSES = 50
+# What a leak report may put in an audit event or an e-mail, per field.
+MAX_REPORTED_URL = 1000
+MAX_REPORTED_LABEL = 100
 
 
 def _location() -> str:
@@ -133,7 +142,8 @@ def authenticate(raw: str, *, permission: str, now: datetime) -> AuthenticatedTo
 
     Raises ``TokenFormatError`` (not a token), ``TokenSignatureInvalid`` (unknown, revoked or
     forged: the presenter proved nothing and stays anonymous), ``TokenRefused`` (a genuine
-    token whose caveats refuse this request: expired, another user, disabled account).
+    token whose caveats refuse this request: expired, another user, disabled account, or a
+    project scope whose projects were all deleted).
     """
     identifier = macaroons.read_identifier(raw)
     try:
@@ -164,7 +174,34 @@ def authenticate(raw: str, *, permission: str, now: datetime) -> AuthenticatedTo
         raise TokenRefused(refused.reasons, token=token) from None
     if not token.user.is_active:
         raise TokenRefused(("the token's user is disabled",), token=token)
+    if scope_was_deleted(token.project_names):
+        raise TokenRefused(("every project of the token's scope was deleted",), token=token)
     return AuthenticatedToken(token=token, scope=scope)
+
+
+def scope_was_deleted(project_names: Sequence[str]) -> bool:
+    """True if a project-scoped token's projects all existed once and none exists any more.
+
+    A name in the scope that was never a project keeps the token alive: its first upload may
+    still create it. A deleted project is known by its reservation (``DeletedProject``) and,
+    once that has ended, by the file names it used, which are never forgotten
+    (``FilenameRecord``).
+    """
+    names = set(project_names)
+    if not names or Project.objects.filter(normalized_name__in=names).exists():
+        return False
+    deleted = set(
+        DeletedProject.objects.filter(normalized_name__in=names).values_list(
+            "normalized_name", flat=True
+        )
+    )
+    if deleted != names:
+        deleted |= set(
+            FilenameRecord.objects.filter(project_name__in=names).values_list(
+                "project_name", flat=True
+            )
+        )
+    return deleted == names
 
 
 def record_use(token: ApiToken, *, actor: Actor, now: datetime) -> None:
@@ -173,7 +210,10 @@ def record_use(token: ApiToken, *, actor: Actor, now: datetime) -> None:
     Runs inside the transaction of the change the token was used for. Addresses are kept only
     as keyed hashes (HMAC with the secret key), at most ``MAX_SEEN_ADDRESSES`` of them.
     """
-    updates: dict[str, object] = {"last_used": now}
+    updates: dict[str, object] = {
+        "last_used": now,
+        "last_used_from": coarse_ip(actor.ip_address) or "",
+    }
     if actor.ip_address:
         digest = hmac.new(
             settings.SECRET_KEY.encode(), actor.ip_address.encode(), hashlib.sha256
@@ -203,3 +243,56 @@ def revoke_token(*, actor: Actor, token: ApiToken, now: datetime) -> None:
             payload={"token_id": str(token.pk), "name": token.name},
             now=now,
         )
+
+
+@dataclass(frozen=True)
+class LeakReport:
+    """One entry of a leaked-token report (the shape secret scanners send)."""
+
+    token: str
+    type: str = ""
+    url: str = ""
+    source: str = ""
+
+
+def genuine_token(raw: str, *, now: datetime) -> ApiToken | None:
+    """The row of a token whose signature verifies against its key, valid or not; else None.
+
+    A forged token naming a real row's id proves nothing and matches nothing.
+    """
+    try:
+        return authenticate(raw, permission="upload", now=now).token
+    except TokenRefused as refused:  # genuine, but expired, disabled, out of scope...
+        return refused.token
+    except TokenError:  # malformed, forged, unknown or already revoked
+        return None
+
+
+def revoke_leaked_token(*, actor: Actor, report: LeakReport, now: datetime) -> ApiToken | None:
+    """Revoke the token a leak report names if it is genuine; returns its (deleted) row.
+
+    The row goes and ``token.leaked`` is recorded in one transaction. None if the token is not
+    genuine or was revoked meanwhile (a report naming it twice revokes it once).
+    """
+    token = genuine_token(report.token, now=now)
+    if token is None:
+        return None
+    with transaction.atomic():
+        deleted, _ = ApiToken.objects.filter(pk=token.pk).delete()
+        if not deleted:
+            return None
+        record(
+            "token.leaked",
+            actor=actor,
+            subject_user=token.user,
+            payload={
+                "token_id": str(token.pk),
+                "name": token.name,
+                "scope": list(token.project_names) or "user",
+                "url": report.url[:MAX_REPORTED_URL],
+                "source": report.source[:MAX_REPORTED_LABEL],
+                "type": report.type[:MAX_REPORTED_LABEL],
+            },
+            now=now,
+        )
+    return token

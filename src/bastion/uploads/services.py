@@ -27,8 +27,15 @@ from bastion.core.names import confusable_key, is_valid_name, normalize_name
 from bastion.core.versions import canonical_version, parse_version
 from bastion.projects.models import File, FilenameRecord, Project, ProjectStatus, Release
 from bastion.projects.queries import can_upload, project_by_name, similar_project
-from bastion.projects.services import bump_serial, create_project, lock_index
+from bastion.projects.services import (
+    bump_serial,
+    create_project,
+    lock_index,
+    name_reserved_against,
+    reservation_message,
+)
 from bastion.security.errors import TokenInvalid
+from bastion.signing import services as signing
 from bastion.storage import BlobStore, StorageError, file_key, metadata_key
 from bastion.tokens import services as token_services
 from bastion.tokens.services import AuthenticatedToken
@@ -233,6 +240,8 @@ def upload_distribution(
         with transaction.atomic():
             outcome = _record(actor=actor, request=request, dist=dist, key=key, now=now)
             token_services.record_use(token, actor=actor, now=now)
+            if outcome.created:  # TUF: bin, snapshot, timestamp, under the index lock (ADR 0005)
+                signing.targets_changed(dist.name, now=now)
     except BaseException:
         if not File.objects.filter(storage_key=key).exists():
             _forget_blob(store, key)
@@ -267,6 +276,9 @@ def _record(
                 f"'{rival}'.",
                 field="name",
             )
+        reservation = name_reserved_against(dist.name, user=actor.user, now=now)
+        if reservation is not None:  # a deleted project's name, kept for its former owners
+            raise forbidden("project.name.reserved", reservation_message(reservation))
         serial = bump_serial(state, projects_changed=True)
         project = create_project(
             actor=actor, name=dist.metadata.name, owner=actor.user, serial=serial, now=now
@@ -318,6 +330,8 @@ def _record(
         requires_python=dist.requires_python or "",
         metadata_sha256=dist.metadata_sha256 if dist.packagetype == "bdist_wheel" else "",
         comment_text=request.comment,
+        yanked=release.yanked,  # a file added to a yanked release is yanked with it
+        yanked_reason=release.yanked_reason,
         storage_key=key,
         uploaded_by=actor.user,
     )
