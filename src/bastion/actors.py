@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bastion.clients import client_address
+
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
@@ -42,7 +44,7 @@ class Actor:
         return cls(
             user=user,
             token=token,
-            ip_address=request.META.get("REMOTE_ADDR") or None,
+            ip_address=client_address(request.META),
             user_agent=request.headers.get("User-Agent", "")[:500],
             via=via,
         )

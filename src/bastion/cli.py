@@ -85,7 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bastion.signing import refresher
 
     refresher.start()  # TUF: re-sign what is about to expire, in this (master) process
-    run(host=args.host, port=args.port, workers=args.workers)
+    run(host=args.host, port=args.port, workers=args.workers, read_timeout=config.read_timeout)
     return EXIT_OK
 
 
@@ -152,6 +152,7 @@ def cmd_user_create(args: argparse.Namespace) -> int:
             email=args.email,
             password=password,
             superuser=args.superuser,
+            no_limits=args.no_limits,
             email_verified=True,
         )
     except AccountError as exc:
@@ -347,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     user_create.add_argument("--email", required=True)
     user_create.add_argument("--password-stdin", action="store_true")
     user_create.add_argument("--superuser", action="store_true")
+    user_create.add_argument(
+        "--no-limits",
+        action="store_true",
+        help="exempt from the upload API's limits (new projects, uploads per token)",
+    )
     user_create.set_defaults(handler=cmd_user_create)
 
     token = commands.add_parser("token", help="manage API tokens").add_subparsers(

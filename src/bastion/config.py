@@ -33,6 +33,12 @@ __all__ = [
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 _KEYS = (
+    "project_create_limit",
+    "project_create_ip_limit",
+    "failed_auth_limit",
+    "upload_limit",
+    "trusted_proxies",
+    "read_timeout",
     "data_dir",
     "database_url",
     "storage_url",
@@ -92,6 +98,16 @@ class Config:
     policy: Policy = field(default_factory=Policy)
     limits: Limits = field(default_factory=Limits)
     debug: bool = False
+    # Upload API limits "N/window" (bastion.uploads.limits): new projects per user and per
+    # client address, failed credentials per address, uploads per token.
+    project_create_limit: str = "20/hour"
+    project_create_ip_limit: str = "40/hour"
+    failed_auth_limit: str = "30/5min"
+    upload_limit: str = "600/hour"
+    # Addresses (or networks) of proxies whose X-Forwarded-For names the client.
+    trusted_proxies: tuple[str, ...] = ()
+    # Seconds `bastion serve` waits for more bytes of a request before giving up on the client.
+    read_timeout: int = 30
     require_2fa: bool = True  # signed-in users without a second factor reach only its set-up
     allow_signup: bool = True  # self-service registration (else only `bastion user create`)
     passkey_login: bool = False  # passwordless sign-in with a passkey (WebAuthn)
@@ -287,6 +303,48 @@ def _as_http_url(name: str, value: object) -> str | None:
     return text.rstrip("/") + "/"
 
 
+_RATE = re.compile(r"\A\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour|d|day)s?\s*\Z")
+_UNIT_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
+                 "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
+
+
+def rate_seconds(text: str) -> tuple[int, int]:
+    """``"20/hour"`` -> (20, 3600); ``"30/5min"`` -> (30, 300). ValueError if malformed."""
+    match = _RATE.match(text.lower())
+    if not match:
+        raise ValueError(text)
+    count, multiple, unit = match.groups()
+    return int(count), int(multiple or 1) * _UNIT_SECONDS[unit]
+
+
+def _as_rate(name: str, value: object) -> str:
+    text = str(value).strip()
+    try:
+        count, seconds = rate_seconds(text)
+    except ValueError:
+        raise ConfigError(
+            f"BASTION_{name.upper()} must be a rate such as 20/hour or 30/5min, not {value!r}"
+        ) from None
+    if count < 1 or seconds < 1:
+        raise ConfigError(f"BASTION_{name.upper()} must allow at least 1 per window")
+    return text
+
+
+def _as_networks(value: object) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else str(value or "").split(",")
+    networks = []
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(
+                f"BASTION_TRUSTED_PROXIES: {item!r} is not an IP address or network"
+            ) from None
+    return tuple(networks)
+
+
 def _as_count(name: str, value: object) -> int:
     try:
         number = int(str(value).strip())
@@ -432,6 +490,18 @@ def load_config(environ: dict[str, str] | None = None) -> Config:
         limits=_limits(settings),
         debug=_as_bool("debug", settings.get("debug", False)),
         proxy_ssl_header=_as_header_name(settings.get("proxy_ssl_header", "")),
+        project_create_limit=_as_rate(
+            "project_create_limit", settings.get("project_create_limit", "20/hour")
+        ),
+        project_create_ip_limit=_as_rate(
+            "project_create_ip_limit", settings.get("project_create_ip_limit", "40/hour")
+        ),
+        failed_auth_limit=_as_rate(
+            "failed_auth_limit", settings.get("failed_auth_limit", "30/5min")
+        ),
+        upload_limit=_as_rate("upload_limit", settings.get("upload_limit", "600/hour")),
+        trusted_proxies=_as_networks(settings.get("trusted_proxies", "")),
+        read_timeout=_as_count("read_timeout", settings.get("read_timeout", 30)),
         require_2fa=_as_bool("require_2fa", settings.get("require_2fa", True)),
         allow_signup=_as_bool("allow_signup", settings.get("allow_signup", True)),
         passkey_login=_as_bool("passkey_login", settings.get("passkey_login", False)),

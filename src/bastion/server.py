@@ -8,12 +8,28 @@ from __future__ import annotations
 
 import errno
 import selectors
+import socket
 import time
 from functools import partial
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import TConn, ThreadWorker
+
+
+class _ReadTimeoutSocket(socket.socket):
+    """A client socket whose blocking mode has a timeout: a client that stops sending (or
+    reading) for ``read_timeout`` seconds, in its headers or its body, is cut off instead of
+    holding a worker thread (slowloris). gunicorn switches sockets to blocking before reading
+    each request; here that means blocking with the timeout."""
+
+    read_timeout: float = 30.0
+
+    def setblocking(self, flag: bool) -> None:
+        if flag:
+            self.settimeout(self.read_timeout)
+        else:
+            super().setblocking(False)
 
 
 class ReadableFirstThreadWorker(ThreadWorker):  # type: ignore[misc]
@@ -35,6 +51,9 @@ class ReadableFirstThreadWorker(ThreadWorker):  # type: ignore[misc]
                 raise
             return
         self.nr_conns += 1
+        client_sock = _ReadTimeoutSocket(
+            client_sock.family, client_sock.type, client_sock.proto, fileno=client_sock.detach()
+        )
         conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())
         client_sock.setblocking(False)
         conn.timeout = time.monotonic() + self.cfg.keepalive
@@ -59,7 +78,8 @@ class _Server(BaseApplication):  # type: ignore[misc]
         return application
 
 
-def run(*, host: str, port: int, workers: int) -> None:
+def run(*, host: str, port: int, workers: int, read_timeout: float = 30.0) -> None:
+    _ReadTimeoutSocket.read_timeout = read_timeout  # inherited by the forked workers
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     _Server(

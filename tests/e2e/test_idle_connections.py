@@ -29,6 +29,52 @@ def _get(port: int, path: str, *, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
+def _start(tmp_path: Path, **extra_env: str) -> tuple[LiveServer, object, int]:
+    port = free_port()
+    env = clean_environ()
+    env["BASTION_DATA_DIR"] = str(tmp_path / "data")
+    env["BASTION_BASE_URL"] = f"http://127.0.0.1:{port}"
+    env.update(extra_env)
+    live = LiveServer(
+        backend="sqlite",
+        base_url=f"http://127.0.0.1:{port}",
+        data_dir=tmp_path / "data",
+        env=env,
+        stderr_path=tmp_path / "server.stderr.log",
+    )
+    return live, serve(live, workers=1, timeout=60), port
+
+
+def test_a_slow_sender_is_cut_off_while_others_are_served(tmp_path: Path) -> None:
+    """BASTION_READ_TIMEOUT: a client that stops sending its headers, or its body, loses the
+    connection after that many seconds; meanwhile every thread stays free for others."""
+    live, process, port = _start(tmp_path, BASTION_READ_TIMEOUT="2")
+    try:
+        stalled = []
+        for start in (
+            b"GET /simple/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",  # headers never end
+            b"POST /legacy/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\n\r\n--x\r\n",  # body stops
+        ) * THREADS:
+            conn = socket.create_connection(("127.0.0.1", port), timeout=20)
+            conn.sendall(start)
+            stalled.append(conn)
+        # every thread may be reading a stalled request: others are still answered
+        assert _get(port, "/healthz", timeout=10).startswith(b"HTTP/1.1 200")
+        for conn in stalled:
+            # the server gives up on the slow client: the connection ends (a 4xx, or closed)
+            # well before the client's own 20 s timeout
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+            assert data == b"" or data.startswith((b"HTTP/1.1 4", b"HTTP/1.0 4")), data[:200]
+            conn.close()
+        assert _get(port, "/healthz", timeout=10).startswith(b"HTTP/1.1 200")
+    finally:
+        live.close()
+        stop_process_group(process, grace=SERVER_STOP_GRACE)
+
+
 def test_idle_connections_do_not_delay_requests(tmp_path: Path) -> None:
     port = free_port()
     env = clean_environ()

@@ -59,9 +59,10 @@ class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
         return f"{_base_site().domain}:{login}"
 
     def get_client_ip(self, request: HttpRequest) -> str:
-        # Behind a proxy, configure the proxy to set REMOTE_ADDR (e.g. gunicorn's
-        # forwarded_allow_ips); bastion never trusts X-Forwarded-For on its own.
-        return str(request.META.get("REMOTE_ADDR") or "")
+        # X-Forwarded-For only from BASTION_TRUSTED_PROXIES (bastion.clients).
+        from bastion.clients import client_address
+
+        return client_address(request.META) or ""
 
     def get_reset_password_from_key_url(self, key: str) -> str:
         return canonical_url(str(super().get_reset_password_from_key_url(key)))

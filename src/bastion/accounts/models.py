@@ -20,6 +20,8 @@ class User(AbstractUser):
     # Part of the session hash: bumped when a second factor is removed or reset, which ends
     # every other session of the user (a password change does the same through the password).
     session_epoch = models.PositiveIntegerField(default=0)
+    # Operators and trusted CI users: the upload API's limits (new projects, uploads) skip them.
+    upload_limits_exempt = models.BooleanField(default=False)
 
     class Meta:
         db_table = "accounts_user"

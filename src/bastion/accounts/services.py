@@ -23,6 +23,7 @@ def create_user(
     password: str | None,
     superuser: bool = False,
     email_verified: bool = False,
+    no_limits: bool = False,
 ) -> User:
     """Create an account. Without a password the account can only use API tokens."""
     try:
@@ -43,6 +44,7 @@ def create_user(
         email=email,
         is_staff=superuser,
         is_superuser=superuser,
+        upload_limits_exempt=no_limits,
         email_verified=email_verified,
     )
     if password is not None:
@@ -70,7 +72,12 @@ def create_user(
             "account.created",
             actor=actor,
             subject_user=user,
-            payload={"email": email, "superuser": superuser, "email_verified": email_verified},
+            payload={
+                "email": email,
+                "superuser": superuser,
+                "email_verified": email_verified,
+                "no_limits": no_limits,
+            },
         )
     return user
 

@@ -18,6 +18,8 @@ class UploadError(Exception):
     code: str
     message: str
     problems: tuple[Problem, ...] = field(default_factory=tuple)
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. Retry-After on a 429
+    limit: str = ""  # the name of the limit a 429 hit (bastion.uploads.limits)
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -38,3 +40,9 @@ def forbidden(code: str, message: str) -> UploadError:
 
 def too_large(code: str, message: str) -> UploadError:
     return UploadError(413, code, message)
+
+
+def rate_limited(limit_name: str, message: str, headers: dict[str, str]) -> UploadError:
+    return UploadError(
+        429, f"ratelimit.{limit_name}", message, headers=dict(headers), limit=limit_name
+    )

@@ -22,3 +22,19 @@ class ProhibitedName(models.Model):
 
     def __str__(self) -> str:
         return self.normalized_name
+
+
+class RateCounter(models.Model):
+    """One fixed-window counter of the upload API's limits (``bastion.uploads.limits``), when
+    no Redis is configured: shared by every process and node through the database."""
+
+    key = models.CharField(max_length=255)
+    window_start = models.BigIntegerField()  # unix time
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "uploads_rate_counter"
+        constraints = [
+            models.UniqueConstraint(fields=["key", "window_start"], name="rate_counter_key_window")
+        ]
+        indexes = [models.Index(fields=["window_start"], name="rate_counter_window")]

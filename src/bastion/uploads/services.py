@@ -39,7 +39,8 @@ from bastion.signing import services as signing
 from bastion.storage import BlobStore, StorageError, file_key, metadata_key
 from bastion.tokens import services as token_services
 from bastion.tokens.services import AuthenticatedToken
-from bastion.uploads.errors import Problem, UploadError, bad_request, forbidden
+from bastion.uploads import limits
+from bastion.uploads.errors import Problem, UploadError, bad_request, forbidden, rate_limited
 from bastion.uploads.models import ProhibitedName
 from bastion.uploads.protocol import UploadRequest, check_digests
 
@@ -82,6 +83,54 @@ def _authorize(
             "project.not-accepting-uploads",
             f"Project '{project.name}' is {project.status} and does not accept uploads.",
         )
+
+
+def _creation_limits(actor: Actor) -> list[tuple[limits.Limit, str]]:
+    """The limits a new project counts against: per user and per client address."""
+    assert actor.user is not None
+    if actor.user.upload_limits_exempt:
+        return []
+    named = limits.limits()
+    return [
+        (named["project-create"], str(actor.user.pk)),
+        (named["project-create-ip"], actor.ip_address or "unknown"),
+    ]
+
+
+def _creation_refused(limit: limits.Limit, now: datetime) -> UploadError:
+    who = "user" if limit.name == "project-create" else "address"
+    return rate_limited(
+        limit.name,
+        f"Too many new projects: this {who} may create {limit.count} per "
+        f"{limit.seconds // 60} minutes; retry in {limit.reset_after(now)} s. Uploads to "
+        "existing projects are not affected.",
+        limit.headers(now),
+    )
+
+
+def _check_project_creation(actor: Actor, now: datetime) -> None:
+    """Before validating: refuse at once a creation the limits already forbid (a cheap read;
+    ``_count_project_creation`` decides exactly, under the lock)."""
+    for limit, subject in _creation_limits(actor):
+        if limits.peek(limit, subject, now) >= limit.count:
+            raise _creation_refused(limit, now)
+
+
+def _count_project_creation(actor: Actor, now: datetime) -> None:
+    """Count this creation; 429 past a limit, 503 if the counters cannot be reached (creation
+    fails closed). In the database the count is part of the upload's transaction."""
+    for limit, subject in _creation_limits(actor):
+        try:
+            used = limits.hit(limit, subject, now)
+        except limits.CounterStoreUnavailable:
+            raise UploadError(
+                503,
+                "ratelimit.unavailable",
+                "New projects cannot be created right now (the rate-limit store is "
+                "unavailable); retry later. Uploads to existing projects still work.",
+            ) from None
+        if used > limit.count:
+            raise _creation_refused(limit, now)
 
 
 def _same_version(canonical: str, declared: str) -> bool:
@@ -216,6 +265,8 @@ def upload_distribution(
     token = principal.token
     project = project_by_name(request.name)
     _authorize(principal=principal, project=project, name=request.name)
+    if project is None:
+        _check_project_creation(actor, now)
     check_digests(request)
     existing = _duplicate_before_validation(request)
     if existing is not None:
@@ -279,6 +330,7 @@ def _record(
         reservation = name_reserved_against(dist.name, user=actor.user, now=now)
         if reservation is not None:  # a deleted project's name, kept for its former owners
             raise forbidden("project.name.reserved", reservation_message(reservation))
+        _count_project_creation(actor, now)  # under the index lock: exactly N per window
         serial = bump_serial(state, projects_changed=True)
         project = create_project(
             actor=actor, name=dist.metadata.name, owner=actor.user, serial=serial, now=now

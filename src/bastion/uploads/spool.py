@@ -177,6 +177,11 @@ def read_body(request: HttpRequest, *, spool_dir: Path, max_size: int) -> Parsed
     except UploadError:
         handler.cleanup()
         raise
+    except TimeoutError:  # the client stopped sending (bastion serve's read timeout)
+        handler.cleanup()
+        raise UploadError(
+            408, "upload.timeout", "The upload body stopped arriving; the request timed out."
+        ) from None
     except BaseException:
         handler.cleanup()
         raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -11,15 +12,17 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from bastion.actors import Actor
+from bastion.audit.chain import coarse_ip
 from bastion.audit.services import record_now
+from bastion.clients import client_address
 from bastion.core.names import normalize_name
 from bastion.security.errors import TokenError
 from bastion.storage import blob_store
 from bastion.tokens import services as token_services
 from bastion.tokens.errors import TokenRefused
 from bastion.tokens.models import ApiToken
-from bastion.uploads import protocol
-from bastion.uploads.errors import UploadError
+from bastion.uploads import limits, protocol
+from bastion.uploads.errors import UploadError, rate_limited
 from bastion.uploads.services import upload_distribution
 from bastion.uploads.spool import ParsedBody, read_body
 
@@ -64,6 +67,8 @@ def error_response(request: HttpRequest, error: UploadError) -> HttpResponse:
         )
     response.reason_phrase = reason
     response["X-Bastion-Error"] = error.code
+    for name, value in error.headers.items():
+        response[name] = value
     if error.status == 401:
         response["WWW-Authenticate"] = 'Basic realm="bastion upload", charset="UTF-8"'
     return response
@@ -97,6 +102,42 @@ def _record_refusal(
         log.exception("could not record a refused upload")
 
 
+def _limit_error(limit: limits.Limit, now: datetime, what: str) -> UploadError:
+    wait = limit.reset_after(now)
+    return rate_limited(
+        limit.name,
+        f"{what}: limit {limit.count} per {limit.seconds} s; retry in {wait} s.",
+        limit.headers(now),
+    )
+
+
+def _count_failed_credential(limit: limits.Limit, address: str, now: datetime) -> None:
+    try:
+        limits.hit(limit, address, now)
+    except limits.CounterStoreUnavailable:
+        pass  # refusing the credential does not depend on counting it
+
+
+def _record_rate_limit(
+    request: HttpRequest, error: UploadError, address: str, now: datetime, *, token: ApiToken | None
+) -> None:
+    """One ``ratelimit.hit`` event per address and limit per window: a flood cannot fill the
+    trail. Anonymous when no token was verified."""
+    limit = limits.limits().get(error.limit)
+    if limit is None or not limits.first_in_window(limit, (coarse_ip(address) or address), now):
+        return
+    user = token.user if token is not None else None
+    try:
+        record_now(
+            "ratelimit.hit",
+            actor=Actor.from_request(request, user=user, token=token),
+            subject_user=user,
+            payload={"limit": error.limit, "address": (coarse_ip(address) or address)},
+        )
+    except Exception:  # noqa: BLE001 - the 429 itself must still reach the client
+        log.exception("could not record a rate-limit hit")
+
+
 @csrf_exempt
 def legacy_upload(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
@@ -107,6 +148,14 @@ def legacy_upload(request: HttpRequest) -> HttpResponse:
             headers={"Allow": "POST"},
         )
     now = timezone.now()
+    address = client_address(request.META) or "unknown"
+    named = limits.limits()
+    failed_auth = named["failed-auth"]
+    # An address past its failed-credential limit is refused before anything else is done.
+    if limits.peek(failed_auth, address, now) >= failed_auth.count:
+        error = _limit_error(failed_auth, now, "Too many failed authentication attempts")
+        _record_rate_limit(request, error, address, now, token=None)
+        return error_response(request, error)
     # Authenticate first, from the Authorization header alone, before a byte of the body is
     # read. A credential that does not verify is anonymous: nothing is recorded or attributed.
     try:
@@ -116,11 +165,21 @@ def legacy_upload(request: HttpRequest) -> HttpResponse:
         error = UploadError(403, refused.code, str(refused))
         _record_refusal(request, error, refused.token, None)
         return error_response(request, error)
-    except TokenError as exc:
-        return error_response(request, UploadError(403, exc.code, str(exc)))
-    except UploadError as error:
+    except (TokenError, UploadError) as exc:
+        _count_failed_credential(failed_auth, address, now)
+        error = exc if isinstance(exc, UploadError) else UploadError(403, exc.code, str(exc))
         return error_response(request, error)
     token = principal.token
+    if not token.user.upload_limits_exempt:
+        uploads = named["upload"]
+        try:
+            used = limits.hit(uploads, str(token.pk), now)
+        except limits.CounterStoreUnavailable:
+            used = 0  # ordinary uploads continue without the counters
+        if used > uploads.count:
+            error = _limit_error(uploads, now, "Too many uploads with this token")
+            _record_rate_limit(request, error, address, now, token=token)
+            return error_response(request, error)
     config = settings.BASTION
     body = None
     try:
@@ -148,7 +207,10 @@ def legacy_upload(request: HttpRequest) -> HttpResponse:
     except UploadError as error:
         if error.status >= 500:
             log.error("upload failed: %s", error.message)
-        _record_refusal(request, error, token, body)
+        if error.status == 429:
+            _record_rate_limit(request, error, address, now, token=token)
+        else:
+            _record_refusal(request, error, token, body)
         return error_response(request, error)
     finally:
         if body is not None:

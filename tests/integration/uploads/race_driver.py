@@ -2,7 +2,7 @@
 in a subprocess whose environment names the database (SQLite file or PostgreSQL).
 
 It uploads a file (the "retry") through Django's test client and, right after the retry's
-k-th database query made outside a transaction, lets a rival upload commit from another
+k-th database read (SELECT) made outside a transaction, lets a rival upload commit from another
 thread (its own connection) before the retry goes on. Every k is tried in turn, so the rival
 commits in every window between two reads of the retry: a decision made on two reads that a
 commit can separate is caught deterministically, not now and then. Prints one JSON line per
@@ -94,7 +94,8 @@ def one_round(k: int, retry_body: bytes, rival_body: bytes, token: str) -> dict[
         result = execute(sql, params, many, context)
         # Only windows where the retry holds no transaction (the BEGIN itself runs before
         # Django marks the block atomic): a rival cannot commit into a held lock anyway.
-        outside = not connection.in_atomic_block and not sql.lstrip().upper().startswith("BEGIN")
+        # Reads only: a write's statement may still hold SQLite's lock until its cursor closes.
+        outside = not connection.in_atomic_block and sql.lstrip().upper().startswith("SELECT")
         if not state["fired"] and outside:
             seen += 1
             if seen == k:
