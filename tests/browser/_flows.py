@@ -14,6 +14,7 @@ from tests.browser._support import (
     REAUTHENTICATE,
     RECOVERY_CODES,
     SIGNUP,
+    TOKENS_NEW,
     TOTP_ACTIVATE,
     WEBAUTHN_ADD,
     Browser,
@@ -214,3 +215,48 @@ def assert_refused_at_second_step(browser: Browser, what: str) -> None:
     cancel_second_step(browser)
     browser.go(MFA_INDEX)
     assert browser.path == LOGIN, f"{what}: signed in after all; {browser.describe()}"
+
+
+def create_token_in_ui(
+    browser: Browser,
+    account: Account,
+    name: str,
+    *,
+    projects: tuple[str, ...] = (),
+    note: Callable[[str], object] | None = None,
+) -> str:
+    """From a signed-in session with a second factor: make an API token at /account/tokens/new/
+    (reauthenticating when asked), scoped to ``projects`` (normalized names) or the whole
+    account. Returns the token the next page shows once; the browser stays on that page.
+
+    ``note(page)`` is called on the form ("token-new") and on the page showing the token
+    ("token-created"); default: axe-core."""
+    note = note or browser.audit
+    browser.go(TOKENS_NEW)
+    reauthenticate_if_asked(browser, account)
+    if browser.path != TOKENS_NEW:
+        browser.go(TOKENS_NEW)
+    assert browser.path == TOKENS_NEW and browser.exists("main [name='name']"), (
+        f"no token creation form; {browser.describe()}"
+    )
+    note("token-new")
+    browser.fill(name=name)
+    scope = "projects" if projects else "account"
+    browser.find(f"main input[name='scope'][value='{scope}']").click()
+    for project in projects:
+        box = browser.find(f"main input[name='projects'][value='{project}']")
+        if not box.is_selected():
+            box.click()
+    browser.submit("name")
+    if not browser.exists("#token-value") and browser.path.startswith(REAUTHENTICATE):
+        # The reauthentication ran out between the form and its POST: allauth asks again,
+        # then replays the POST (the answer shows the token, at the reauthentication URL).
+        reauthenticate_if_asked(browser, account)
+    fields = browser.find_all("#token-value")
+    assert fields, (
+        f"no token shown after creating {name!r}: {browser.field_errors()}; {browser.describe()}"
+    )
+    secret = str(fields[0].get_attribute("value") or "").strip()
+    assert secret, f"an empty token field; {browser.describe()}"
+    note("token-created")
+    return secret

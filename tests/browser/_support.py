@@ -537,3 +537,52 @@ def start_browser(base_url: str, *, lang: str = "en") -> Browser:
     driver.set_page_load_timeout(30)
     driver.set_script_timeout(30)
     return Browser(driver=driver, base_url=base_url, profile_dir=profile, lang=lang)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pages of the publishing interface (issue 10)
+
+TOKENS = "/account/tokens/"
+TOKENS_NEW = "/account/tokens/new/"
+MANAGE_PROJECTS = "/manage/projects/"
+INVITATIONS = "/manage/invitations/"
+TOKEN_LEAK = "/_/token-leak/"
+
+
+def hide_text(browser: Browser, secret: str, replacement: str) -> int:
+    """Replace ``secret`` in the page's fields and text (before a screenshot); how many places."""
+    replaced, left = browser.driver.execute_script(
+        """
+        const [secret, replacement] = arguments;
+        const swap = (text) => text.split(secret).join(replacement);
+        let count = 0;
+        for (const field of document.querySelectorAll('input, textarea')) {
+          const attribute = field.getAttribute('value') || '';
+          if (field.value.includes(secret) || attribute.includes(secret)) {
+            field.value = swap(field.value);
+            if (attribute) field.setAttribute('value', swap(attribute));
+            count++;
+          }
+        }
+        const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+          if (node.nodeValue.includes(secret)) {
+            node.nodeValue = swap(node.nodeValue);
+            count++;
+          }
+        }
+        const fields = Array.from(document.querySelectorAll('input, textarea'), f => f.value);
+        const left = document.documentElement.outerHTML.includes(secret)
+          || fields.some(value => value.includes(secret));
+        return [count, left];
+        """,
+        secret,
+        replacement,
+    )
+    assert not left, f"the secret is still in the page; {browser.describe()}"
+    return int(replaced)
+
+
+def messages_text(browser: Browser) -> str:
+    """The flash messages the page shows (``<ul class="messages">``)."""
+    return " | ".join(e.text.strip() for e in browser.find_all("main .messages .message"))

@@ -104,13 +104,20 @@ _HEADING_TAG: Final = re.compile(r"<(/?)h([1-6])\b", re.IGNORECASE)
 _EMPTY_ANCHOR: Final = re.compile(r'<a href="#[^"<>]*"[^<>]*></a>')
 
 
+# A fenced code block's language as GFM writes it (<pre lang="python">): "lang" is for human
+# languages, so screen readers would read the code in "python" (axe: valid-lang).
+_PRE_LANG: Final = re.compile(r'<pre lang="([^"<>]*)"')
+
+
 def _fit_in_page(html: str) -> str:
     """h1 -> h3 ... h4+ -> h6 (the page keeps its one h1, the description sits under an h2),
-    and no empty heading permalinks (a link needs a name, WCAG 2.4.4).
+    no empty heading permalinks (a link needs a name, WCAG 2.4.4), and a code block's language
+    kept as data-lang, not lang.
 
     Runs on sanitized output, where a literal "<h1" in the text is already "&lt;h1".
     """
     html = _EMPTY_ANCHOR.sub("", html)
+    html = _PRE_LANG.sub(r'<pre data-lang="\1"', html)
     return _HEADING_TAG.sub(lambda m: f"<{m[1]}h{min(6, int(m[2]) + 2)}", html)
 
 

@@ -26,6 +26,10 @@ Some **bold** text.
 <script>alert("owned")</script>
 
 [click](javascript:alert(1))
+
+```python
+print("code")
+```
 """
 
 
@@ -70,6 +74,8 @@ def test_project_page_shows_every_part(client, published, alice):
     # sanitized description: no script element, no javascript: link
     assert "<script>alert" not in page
     assert 'href="javascript:' not in page
+    # a code block's language is data, not the page's human language (axe: valid-lang)
+    assert '<pre data-lang="python"' in page and "<pre lang=" not in page
     assert '<a href="https://example.org/src" rel="nofollow noopener">Source</a>' in page
     assert "&gt;=3.9" in page
     assert "MIT OR Apache-2.0" in page
