@@ -2,8 +2,11 @@
 
 The trust decision is python-tuf's ``ngclient`` (TUF spec 5: root, timestamp, snapshot, targets,
 the hash bin): the proxy fetches a simple page or a file from the index, checks its length and
-hashes against the signed target, and serves it, or answers ``403`` with a one-line reason on
-the status line (fail closed; not 502, which pip retries and then reports without the reason).
+hashes against the signed target, and serves it, or answers ``409`` with a one-line reason on
+the status line (fail closed; not 502, which pip retries and then reports without the reason,
+nor 403, which uv skips on an index page).
+A refused project page is the exception for pip, which hides any error answer to an index page
+(see ``_Handler._refuse``). Every refusal is also written to the proxy's stderr.
 Core metadata files (PEP 658) are not TUF targets: they are served only when their sha256
 matches the one a verified simple page announced.
 
@@ -38,7 +41,9 @@ _HTML_METADATA = re.compile(
 )
 # Not 502: pip and uv retry 5xx answers and then report only "too many 502 error responses";
 # a 4xx is shown at once with its reason phrase, which carries the proxy's one-line reason.
-REFUSED = 403
+# Not 401, 403 or 404 either: uv takes those from an index page for "not here" and goes on to
+# the next index (--extra-index-url) instead of failing; other 4xx stop it, reason shown.
+REFUSED = 409
 REFRESH_EVERY = 2.0  # seconds a verified view of the repository is reused
 
 
@@ -142,8 +147,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _refuse(self, status: int, message: str) -> None:
-        line = " ".join(message.split())[:400]
-        self._send(status, (line + "\n").encode(), "text/plain; charset=utf-8", reason=line)
+        # One line of ASCII: it goes on the status line and in a header (latin-1 only).
+        line = " ".join(message.split())[:400].encode("ascii", "backslashreplace").decode()
+        body = (line + "\n").encode()
+        if status != REFUSED:
+            self._send(status, body, "text/plain; charset=utf-8", reason=line)
+            return
+        # Also where the person running the proxy sees it, whatever the installer shows.
+        self.log_message("refused %s: %s", urlsplit(self.path).path, line)
+        user_agent = self.headers.get("User-Agent", "")
+        if user_agent.startswith("pip/") and _PROJECT.match(urlsplit(self.path).path):
+            # pip logs an index page answered 4xx (or 5xx, after retries) only with -v, and then
+            # says "no matching distribution". The one warning it prints with the server's words
+            # names an unsupported Content-Type: so pip is told the reason there, and still
+            # finds no version here (fails closed).
+            quoted = line.replace("\\", "/").replace('"', "'")
+            self._send(200, body, f'text/plain; charset=utf-8; reason="{quoted}"')
+            return
+        self._send(status, body, "text/plain; charset=utf-8", reason=line)
 
     def do_HEAD(self) -> None:  # noqa: N802
         self.do_GET()

@@ -178,7 +178,9 @@ def _desired_targets(name: str, now: datetime) -> dict[str, tuple[int, str, str]
         sha256 = hashlib.sha256(page.body).hexdigest()
         blake2 = hashlib.blake2b(page.body, digest_size=32).hexdigest()
         desired[path] = (len(page.body), sha256, blake2)
-        if not SignedPage.objects.filter(path=path, sha256=sha256).exists():
+        # Bytes signed before (the HTML page carries no serial: a yank then an un-yank brings
+        # back the earlier page) are the current page again: not superseded, not collected.
+        if not SignedPage.objects.filter(path=path, sha256=sha256).update(superseded=None):
             SignedPage.objects.create(
                 path=path, sha256=sha256, blake2b_256=blake2, body=page.body, created=now
             )

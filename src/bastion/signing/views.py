@@ -86,7 +86,11 @@ def consistent_file(
 
 
 @csrf_exempt
-def signed_page(request: HttpRequest, project: str, digest: str | None, page: str) -> HttpResponse:
+def signed_page(
+    request: HttpRequest, project: str, page: str, digest: str | None = None
+) -> HttpResponse:
+    """The signed page, by its hash or the current one (Django omits the optional ``digest``
+    group from the arguments when it did not match)."""
     if (refused := _read_only(request)) is not None:
         return refused
     name = normalize_name(project)
