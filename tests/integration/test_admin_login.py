@@ -135,3 +135,15 @@ def test_an_operator_quarantines_a_project_and_the_simple_api_follows(
     assert event.actor_username == "root" and event.project_name == "demo"
     refused = upload(Client(), make_wheel(tmp_path, version="2.0"), alice_token)
     assert refused.status_code == 403
+
+
+def test_an_operator_exempts_a_ci_account_from_the_upload_limits(operator_client, alice):
+    from bastion.audit.models import Event
+
+    response = operator_client.post(
+        "/admin/accounts/user/", {"action": "exempt_from_limits", "_selected_action": [alice.pk]}
+    )
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert alice.upload_limits_exempt
+    assert Event.objects.get(kind="account.limits.exempted").subject_username == "alice"

@@ -97,3 +97,20 @@ def set_user_active(*, actor: Actor, user: User, active: bool, reason: str = "")
                 payload={"reason": reason[:500]},
             )
     user.refresh_from_db(fields=["is_active", "session_epoch"])
+
+
+def set_upload_limits_exempt(*, actor: Actor, user: User, exempt: bool) -> None:
+    """Exempt a user (an operator, a trusted CI account) from the upload API's limits."""
+    with transaction.atomic():
+        changed = (
+            User.objects.filter(pk=user.pk)
+            .exclude(upload_limits_exempt=exempt)
+            .update(upload_limits_exempt=exempt)
+        )
+        if changed:
+            record(
+                "account.limits.exempted" if exempt else "account.limits.restored",
+                actor=actor,
+                subject_user=user,
+            )
+    user.refresh_from_db(fields=["upload_limits_exempt"])

@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext
 
 from bastion.audit.chain import timestamp
 from bastion.audit.models import Event
@@ -63,7 +64,7 @@ def _page(request: HttpRequest, events: QuerySet[Event], title: str, **extra: An
 def account_history(request: HttpRequest) -> HttpResponse:
     me = request.user.pk
     events = Event.objects.filter(Q(subject_user_id=me) | Q(actor_user_id=me))
-    return _page(request, events, "Your security history")
+    return _page(request, events, gettext("Your security history"))
 
 
 def _project_for(request: HttpRequest, name: str, *, owners_only: bool) -> Project:
@@ -87,7 +88,10 @@ def _project_events(project: Project) -> QuerySet[Event]:
 def project_history(request: HttpRequest, project: str) -> HttpResponse:
     found = _project_for(request, project, owners_only=False)
     return _page(
-        request, _project_events(found), f"Security history of {found.name}", project=found
+        request,
+        _project_events(found),
+        gettext("Security history of %(project)s") % {"project": found.name},
+        project=found,
     )
 
 
@@ -126,4 +130,4 @@ def project_history_feed(request: HttpRequest, project: str) -> JsonResponse:
 def admin_history(request: HttpRequest) -> HttpResponse:
     if not request.user.is_superuser:
         raise Http404("not found")
-    return _page(request, Event.objects.all(), "All security events")
+    return _page(request, Event.objects.all(), gettext("All security events"))

@@ -5,7 +5,6 @@ Each page costs a fixed number of queries whatever the number of releases and fi
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import render
 
@@ -13,7 +12,7 @@ from bastion.core.names import normalize_name
 from bastion.core.versions import InvalidVersionText, canonical_version, parse_version
 from bastion.index.rendering import latest_release
 from bastion.projects import pages
-from bastion.projects.models import Project, ProjectStatus, Release, Role
+from bastion.projects.models import Project, ProjectStatus, Release
 from bastion.projects.queries import (
     maintainers_of,
     projects_of_user,
@@ -147,14 +146,4 @@ def user_detail(request: HttpRequest, username: str) -> HttpResponse:
         request,
         "bastion/user.html",
         {"account": account, "roles": projects_of_user(account)},
-    )
-
-
-@login_required
-def manage_projects(request: HttpRequest) -> HttpResponse:
-    roles = Role.objects.filter(user=request.user).select_related("project")
-    return render(
-        request,
-        "bastion/manage_projects.html",
-        {"roles": roles.order_by("project__normalized_name")},
     )
