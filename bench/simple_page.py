@@ -552,7 +552,10 @@ def measure(args: argparse.Namespace) -> int:
     try:
         log(f"data dir {tmp}")
         bastion(env, tmp, "migrate")
-        bastion(env, tmp, "user", "create", "bench", "--email", "bench@example.invalid")
+        # --no-limits: a benchmark uploads far more than the per-token default allows
+        bastion(
+            env, tmp, "user", "create", "bench", "--email", "bench@example.invalid", "--no-limits"
+        )
         token = bastion(env, tmp, "token", "create", "bench", "--name", "bench").splitlines()[-1]
         t0 = time.perf_counter()
         paths = generate(tmp / "dists", args.files, args.project)

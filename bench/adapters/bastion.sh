@@ -77,7 +77,7 @@ prepare)
     bastion_env
     rm -rf "$BENCH_STATE/data" "$BENCH_STATE/token"
     "$BASTION" migrate >"$BENCH_STATE/prepare.log" 2>&1
-    "$BASTION" user create bench --email bench@example.invalid >>"$BENCH_STATE/prepare.log" 2>&1
+    "$BASTION" user create bench --email bench@example.invalid --no-limits >>"$BENCH_STATE/prepare.log" 2>&1
     token="$("$BASTION" token create bench --name bench-harness)"
     (umask 077; printf '%s\n' "$token" >"$BENCH_STATE/token")
     if [ "$w" != w3 ]; then
