@@ -16,28 +16,16 @@ from django.core import mail
 from django.test import Client
 
 from bastion.accounts.models import User
-from bastion.accounts.services import create_user
-from bastion.actors import Actor
+from tests.integration.accounts.conftest import verified_user
 
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "a long enough passphrase 42"
 
 
-@pytest.fixture(autouse=True)
-def _memory_mail(settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-
-
 @pytest.fixture
 def carol(db) -> User:
-    return create_user(
-        actor=Actor.operator(),
-        username="carol",
-        email="carol@example.com",
-        password=PASSWORD,
-        email_verified=True,
-    )
+    return verified_user("carol", PASSWORD)
 
 
 def page(response, *typed: str) -> str:

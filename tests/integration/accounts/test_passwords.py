@@ -35,6 +35,7 @@ from bastion.accounts.passwords import (
 from bastion.accounts.services import create_user
 from bastion.actors import Actor
 from bastion.cli import main
+from tests.integration.accounts.conftest import verified_user
 
 pytestmark = pytest.mark.django_db
 
@@ -110,20 +111,9 @@ def range_server() -> Iterator[RangeServer]:
         yield server
 
 
-@pytest.fixture(autouse=True)
-def _memory_mail(settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-
-
 @pytest.fixture
 def carol(db) -> User:
-    return create_user(
-        actor=Actor.operator(),
-        username="carol",
-        email="carol@example.com",
-        password=SAFE,
-        email_verified=True,
-    )
+    return verified_user("carol", SAFE)
 
 
 def assert_only_prefixes_sent(server: RangeServer, *passwords: str) -> None:

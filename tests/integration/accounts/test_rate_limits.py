@@ -17,10 +17,9 @@ from django.conf import settings
 from django.test import RequestFactory
 
 from bastion.accounts.models import User
-from bastion.accounts.services import create_user
 from bastion.accounts.views import DEFAULT_RETRY_AFTER, rate_limited
-from bastion.actors import Actor
 from bastion.audit.models import Event
+from tests.integration.accounts.conftest import verified_user
 
 pytestmark = pytest.mark.django_db
 
@@ -43,20 +42,9 @@ def assert_too_many(response, *, retry_after: int) -> None:
     assert response["Retry-After"] == str(retry_after)
 
 
-@pytest.fixture(autouse=True)
-def _memory_mail(settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-
-
 @pytest.fixture
 def carol(db) -> User:
-    return create_user(
-        actor=Actor.operator(),
-        username="carol",
-        email="carol@example.com",
-        password=PASSWORD,
-        email_verified=True,
-    )
+    return verified_user("carol", PASSWORD)
 
 
 def test_limits_live_in_a_shared_cache_not_process_memory():

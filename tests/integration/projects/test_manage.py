@@ -9,27 +9,21 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from bastion.accounts.services import create_user
 from bastion.actors import Actor
 from bastion.audit.models import Event
 from bastion.projects import services
 from bastion.projects.errors import NotAllowed
 from bastion.projects.models import Invitation, Project, Role
+from tests.integration.accounts.conftest import verified_user
+from tests.integration.projects.conftest import PASSWORD
 from tests.integration.uploads.test_upload_endpoint import upload
 from tests.unit.core.builders import make_wheel
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_2fa_requirement")]
-PASSWORD = "correct horse battery staple 9"
 
 
 def make_user(username: str):
-    return create_user(
-        actor=Actor.operator(),
-        username=username,
-        email=f"{username}@example.com",
-        password=PASSWORD,
-        email_verified=True,
-    )
+    return verified_user(username, PASSWORD)
 
 
 def signed_in(user) -> Client:
@@ -47,29 +41,6 @@ def kinds(project: str = "demo") -> list[str]:
     return list(
         Event.objects.filter(project_name=project).order_by("seq").values_list("kind", flat=True)
     )
-
-
-@pytest.fixture
-def olga(db):
-    return make_user("olga")
-
-
-@pytest.fixture
-def bob(db):
-    return make_user("bob")
-
-
-@pytest.fixture
-def eve(db):
-    return make_user("eve")
-
-
-@pytest.fixture
-def demo(client, olga, make_token, tmp_path) -> Project:
-    """A project ``demo`` with release 1.0, created by olga's upload (she is its Owner)."""
-    response = upload(client, make_wheel(tmp_path, name="demo", version="1.0"), make_token(olga))
-    assert response.status_code == 200, response.content
-    return Project.objects.get(normalized_name="demo")
 
 
 def make_maintainer(project: Project, owner, user) -> None:

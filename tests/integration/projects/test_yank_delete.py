@@ -22,7 +22,6 @@ from bastion.projects.models import DeletedProject, File, FilenameRecord, Projec
 from tests.integration.conftest import stored_blobs
 from tests.integration.projects.test_manage import (
     make_maintainer,
-    make_user,
     reauthenticate,
     signed_in,
 )
@@ -31,29 +30,6 @@ from tests.unit.core.builders import make_sdist, make_wheel
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_2fa_requirement")]
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-
-
-@pytest.fixture
-def olga(db):
-    return make_user("olga")
-
-
-@pytest.fixture
-def bob(db):
-    return make_user("bob")
-
-
-@pytest.fixture
-def eve(db):
-    return make_user("eve")
-
-
-@pytest.fixture
-def demo(client, olga, make_token, tmp_path) -> Project:
-    """A project ``demo`` with release 1.0 (a wheel), created by olga's upload: its Owner."""
-    response = upload(client, make_wheel(tmp_path, name="demo", version="1.0"), make_token(olga))
-    assert response.status_code == 200, response.content
-    return Project.objects.get(normalized_name="demo")
 
 
 def simple_json(client: Client, name: str = "demo") -> dict:
