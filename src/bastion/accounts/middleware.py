@@ -10,12 +10,12 @@ from django.middleware.locale import LocaleMiddleware
 from django.utils import translation
 
 SETUP_URL = "/account/2fa/"
-# What a signed-in user without a second factor may still reach: the second-factor set-up
-# (allauth's /account/2fa/... and the reauthentication it asks for first), e-mail verification
-# (needed before a factor can be added) and sign-out. Machine endpoints never use a session.
 # Machine endpoints: no session, no language, one representation for every client.
 API_PREFIXES = ("/simple", "/files/", "/pypi/", "/legacy", "/healthz", "/tuf/", "/_/", "/static/")
 
+# What a signed-in user without a second factor may still reach: the second-factor set-up
+# (allauth's /account/2fa/... and the reauthentication it asks for first), e-mail verification
+# (needed before a factor can be added), sign-out, and the machine endpoints.
 _ALLOWED_PREFIXES = (
     "/account/2fa/",
     "/account/reauthenticate/",
@@ -23,15 +23,7 @@ _ALLOWED_PREFIXES = (
     "/account/confirm-email/",
     "/account/logout/",
     "/i18n/",
-    "/static/",
-    "/simple/",
-    "/simple",
-    "/files/",
-    "/pypi/",
-    "/legacy",
-    "/healthz",
-    "/tuf/",
-    "/_/",
+    *API_PREFIXES,
 )
 
 
@@ -39,11 +31,13 @@ def needs_second_factor(user: object) -> bool:
     """True for a signed-in user who has neither a TOTP app nor a security key yet."""
     from allauth.mfa.models import Authenticator
 
+    from bastion.accounts.mfa import SECOND_FACTORS
+
     if not getattr(user, "is_authenticated", False):
         return False
     return not Authenticator.objects.filter(
         user_id=user.pk,  # type: ignore[attr-defined]
-        type__in=(Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN),
+        type__in=SECOND_FACTORS,
     ).exists()
 
 

@@ -141,37 +141,31 @@ _TYPE_NAMES = {
 }
 
 
+def _record_factor_event(
+    kind: str, request: HttpRequest, user: User, payload: dict[str, Any]
+) -> None:
+    actor = Actor.from_request(request, user=user)
+    record_now(kind, actor=actor, subject_user=user, payload=payload)
+
+
 def _factor_added(
     sender: Any, request: HttpRequest, user: User, authenticator: Authenticator, **kwargs: Any
 ) -> None:
-    record_now(
-        "account.2fa.added",
-        actor=Actor.from_request(request, user=user),
-        subject_user=user,
-        payload=_factor_payload(authenticator),
-    )
+    _record_factor_event("account.2fa.added", request, user, _factor_payload(authenticator))
 
 
 def _factor_removed(
     sender: Any, request: HttpRequest, user: User, authenticator: Authenticator, **kwargs: Any
 ) -> None:
-    record_now(
-        "account.2fa.removed",
-        actor=Actor.from_request(request, user=user),
-        subject_user=user,
-        payload=_factor_payload(authenticator),
-    )
+    _record_factor_event("account.2fa.removed", request, user, _factor_payload(authenticator))
     end_other_sessions(request, user)
 
 
 def _factor_reset(
     sender: Any, request: HttpRequest, user: User, authenticator: Authenticator, **kwargs: Any
 ) -> None:
-    record_now(
-        "account.2fa.recovery-codes.regenerated",
-        actor=Actor.from_request(request, user=user),
-        subject_user=user,
-        payload=_factor_payload(authenticator),
+    _record_factor_event(
+        "account.2fa.recovery-codes.regenerated", request, user, _factor_payload(authenticator)
     )
     end_other_sessions(request, user)
 
@@ -191,22 +185,14 @@ def _factor_used(
         current = Authenticator.objects.filter(pk=authenticator.pk).first() or authenticator
         remaining = len(current.wrap().get_unused_codes())
         payload["remaining"] = remaining
-        record_now(
-            "account.2fa.recovery-code.used",
-            actor=Actor.from_request(request, user=user),
-            subject_user=user,
-            payload=payload,
-        )
+        _record_factor_event("account.2fa.recovery-code.used", request, user, payload)
         get_account_adapter(request).send_notification_mail(
             "mfa/email/recovery_code_used", user, {"remaining": remaining}
         )
         return
     if reauthenticated:
-        record_now(
-            "account.reauthenticated",
-            actor=Actor.from_request(request, user=user),
-            subject_user=user,
-            payload={"method": payload["type"]},
+        _record_factor_event(
+            "account.reauthenticated", request, user, {"method": payload["type"]}
         )
 
 
@@ -220,12 +206,7 @@ def _factor_failed(
 ) -> None:
     payload = _factor_payload(authenticator)
     payload["reauthentication"] = bool(reauthentication)
-    record_now(
-        "account.2fa.failed",
-        actor=Actor.from_request(request, user=user),
-        subject_user=user,
-        payload=payload,
-    )
+    _record_factor_event("account.2fa.failed", request, user, payload)
 
 
 def end_other_sessions(request: HttpRequest, user: User) -> None:

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils.translation import gettext as _
@@ -27,7 +28,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from bastion.actors import Actor
 from bastion.core.names import normalize_name
 from bastion.core.versions import canonical_version, parse_version
-from bastion.index.rendering import latest_release, version_key
+from bastion.index.rendering import latest_release
 from bastion.projects import services
 from bastion.projects.errors import NotAllowed, NotFound, ProjectError
 from bastion.projects.forms import (
@@ -38,6 +39,7 @@ from bastion.projects.forms import (
     YankForm,
 )
 from bastion.projects.models import File, Invitation, Project, Release, Role, RoleName
+from bastion.projects.queries import release_history
 
 log = logging.getLogger(__name__)
 MANAGE_ROLES = (RoleName.OWNER, RoleName.MAINTAINER)
@@ -190,9 +192,11 @@ def decline_invitation(request: HttpRequest, pk: int) -> HttpResponse:
 # --- a project -------------------------------------------------------------------------------
 
 
-def _releases(project: Project) -> list[Release]:
-    return sorted(
-        Release.objects.filter(project=project), key=lambda r: version_key(r.version), reverse=True
+def _collaborators_of(project: Project) -> QuerySet[Role]:
+    return (
+        Role.objects.filter(project=project)
+        .select_related("user")
+        .order_by("role_name", "user__username")
     )
 
 
@@ -207,10 +211,8 @@ def project_overview(request: HttpRequest, project: str) -> HttpResponse:
             "project": found,
             "role": role,
             "is_owner": role == RoleName.OWNER,
-            "releases": _releases(found),
-            "collaborators": Role.objects.filter(project=found)
-            .select_related("user")
-            .order_by("role_name", "user__username"),
+            "releases": release_history(found),
+            "collaborators": _collaborators_of(found),
         },
     )
 
@@ -232,9 +234,7 @@ def _collaborators_page(
                 auto_id=f"id_role_{collaborator.pk}_%s",
             ),
         }
-        for collaborator in Role.objects.filter(project=project)
-        .select_related("user")
-        .order_by("role_name", "user__username")
+        for collaborator in _collaborators_of(project)
     ]
     return render(
         request,
