@@ -63,14 +63,25 @@ def limits() -> dict[str, Limit]:
     }
 
 
+def _slot(limit: Limit, subject: str, now: datetime) -> tuple[str, int]:
+    """(counter key, window start) of ``subject`` under ``limit`` now."""
+    return f"{limit.name}:{subject}"[:255], limit.window(now)
+
+
+def _redis_name(key: str, window: int) -> str:
+    return f"bastion:rate:{key}:{window}"
+
+
 def hit(limit: Limit, subject: str, now: datetime) -> int:
     """Count one more for ``subject`` in the current window; returns the new count."""
-    key = f"{limit.name}:{subject}"[:255]
-    window = limit.window(now)
+    key, window = _slot(limit, subject, now)
     try:
         if settings.BASTION.redis_url:
             return _redis_hit(key, window, limit.seconds)
-        return _database_hit(key, window)
+        count = _database_hit(key, window)
+        if count == 1:  # a key opened a new window: drop counters of windows long past
+            forget_old_windows(now)
+        return count
     except (DatabaseError, OSError, _RedisError) as exc:
         log.warning("rate-limit counters unavailable: %s", type(exc).__name__)
         raise CounterStoreUnavailable(str(exc)) from None
@@ -78,11 +89,10 @@ def hit(limit: Limit, subject: str, now: datetime) -> int:
 
 def peek(limit: Limit, subject: str, now: datetime) -> int:
     """The current count for ``subject`` (0 if the store cannot be read: reads fail open)."""
-    key = f"{limit.name}:{subject}"[:255]
-    window = limit.window(now)
+    key, window = _slot(limit, subject, now)
     try:
         if settings.BASTION.redis_url:
-            value = _redis().get(f"bastion:rate:{key}:{window}")
+            value = _redis().get(_redis_name(key, window))
             return int(value or 0)
         with connection.cursor() as cursor:
             cursor.execute(
@@ -105,14 +115,17 @@ def first_in_window(limit: Limit, subject: str, now: datetime) -> bool:
         return False
 
 
-def forget_old_windows(now: datetime, *, older_than_seconds: int = 2 * 86400) -> None:
-    """Delete database counters of windows long past (called now and then by uploads)."""
+def forget_old_windows(now: datetime) -> None:
+    """Delete database counters of windows long past (Redis expires its own): older than the
+    longest configured window plus a day, so no current window is ever forgotten. ``hit``
+    calls it whenever a key opens a new window."""
     if settings.BASTION.redis_url:
         return
+    longest = max(limit.seconds for limit in limits().values())
     with connection.cursor() as cursor:
         cursor.execute(
             "DELETE FROM uploads_rate_counter WHERE window_start < %s",
-            [int(now.timestamp()) - older_than_seconds],
+            [int(now.timestamp()) - longest - 86400],
         )
 
 
@@ -152,7 +165,7 @@ def _redis():  # type: ignore[no-untyped-def]
 
 
 def _redis_hit(key: str, window: int, seconds: int) -> int:
-    name = f"bastion:rate:{key}:{window}"
+    name = _redis_name(key, window)
     pipe = _redis().pipeline()
     pipe.incr(name)
     pipe.expire(name, seconds + 60)

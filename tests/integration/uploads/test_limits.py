@@ -177,3 +177,16 @@ def test_counters_in_redis_are_shared_and_exact(alice, alice_token, tmp_path):
         assert post(wheel(tmp_path, "demo", "2.0"), alice_token).status_code == 200
         assert post(wheel(tmp_path, "demo", "3.0"), alice_token).status_code == 429
         redis.Redis(host="127.0.0.1", port=6379, db=15).flushdb()
+
+
+def test_database_counters_of_windows_long_past_are_dropped(alice, alice_token, tmp_path):
+    from bastion.uploads.models import RateCounter
+
+    with limits(upload_limit="100/hour"), time_machine.travel(T0, tick=False):
+        assert post(wheel(tmp_path, "demo", "1.0"), alice_token).status_code == 200
+        old = set(RateCounter.objects.values_list("key", "window_start"))
+        assert old
+    with limits(upload_limit="100/hour"), time_machine.travel(T0 + timedelta(days=3)):
+        assert post(wheel(tmp_path, "demo", "2.0"), alice_token).status_code == 200
+        now = set(RateCounter.objects.values_list("key", "window_start"))
+    assert now and not (now & old)
