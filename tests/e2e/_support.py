@@ -433,6 +433,26 @@ def upload_form(
     return data, files
 
 
+def wheel_form(
+    path: Path, *, sha256_digest: str | None = None
+) -> tuple[dict[str, str], dict[str, tuple[str, bytes, str]]]:
+    """The legacy upload form for a wheel built by ``tests.unit.core.builders.make_wheel``
+    (metadata 2.1; name and version from its file name), as ``requests`` sends it."""
+    content = path.read_bytes()
+    name, version = path.name.split("-")[:2]
+    fields = {
+        ":action": "file_upload",
+        "protocol_version": "1",
+        "metadata_version": "2.1",
+        "name": name,
+        "version": version,
+        "filetype": "bdist_wheel",
+        "pyversion": "py3",
+        "sha256_digest": sha256_digest or sha256_of(content),
+    }
+    return fields, {"content": (path.name, content, "application/octet-stream")}
+
+
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 

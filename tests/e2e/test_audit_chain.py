@@ -3,40 +3,28 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import secrets
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psycopg
 import pytest
 import requests
 
-from tests.e2e._support import BASTION, SERVER_STOP_GRACE, LiveServer, clean_environ, serve
+from tests.e2e._support import (
+    BASTION,
+    SERVER_STOP_GRACE,
+    LiveServer,
+    clean_environ,
+    serve,
+    wheel_form,
+)
 from tests.pg import temporary_database
 from tests.processes import free_ports, stop_process_group
 from tests.unit.core.builders import make_wheel
 
 pytestmark = pytest.mark.e2e
 UPLOADS = 24
-
-
-def _form(path: Path, *, corrupt_digest: bool) -> tuple[dict[str, str], dict[str, tuple]]:
-    data = path.read_bytes()
-    name, version = path.name.split("-")[:2]
-    digest = "0" * 64 if corrupt_digest else hashlib.sha256(data).hexdigest()
-    fields = {
-        ":action": "file_upload",
-        "protocol_version": "1",
-        "metadata_version": "2.1",
-        "name": name,
-        "version": version,
-        "filetype": "bdist_wheel",
-        "pyversion": "py3",
-        "sha256_digest": digest,
-    }
-    return fields, {"content": (path.name, data, "application/octet-stream")}
 
 
 def test_parallel_uploads_through_two_servers_keep_one_chain(tmp_path):
@@ -84,7 +72,8 @@ def test_parallel_uploads_through_two_servers_keep_one_chain(tmp_path):
                 servers.append(serve(live, workers=2, timeout=60, extra=["--no-migrate"]))
 
             def upload(index: int) -> int:
-                fields, files = _form(wheels[index], corrupt_digest=index % 6 == 5)
+                digest = "0" * 64 if index % 6 == 5 else None  # refused: a wrong digest
+                fields, files = wheel_form(wheels[index], sha256_digest=digest)
                 port = ports[index % 2]
                 response = requests.post(
                     f"http://127.0.0.1:{port}/legacy/",

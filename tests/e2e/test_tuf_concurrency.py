@@ -17,7 +17,6 @@ and files from the other) verifies every uploaded file and every simple page.
 from __future__ import annotations
 
 import base64
-import hashlib
 import secrets
 import subprocess
 import threading
@@ -39,6 +38,7 @@ from tests.e2e._support import (
     LiveServer,
     clean_environ,
     serve,
+    wheel_form,
 )
 from tests.pg import temporary_database
 from tests.processes import free_ports, stop_process_group
@@ -56,22 +56,6 @@ WAITING_ON_THE_INDEX_LOCK = """
       AND application_name LIKE %s AND query LIKE '%%projects_index_state%%'
     GROUP BY application_name
 """
-
-
-def _form(path: Path) -> tuple[dict[str, str], dict[str, tuple[str, bytes, str]]]:
-    data = path.read_bytes()
-    name, version = path.name.split("-")[:2]
-    fields = {
-        ":action": "file_upload",
-        "protocol_version": "1",
-        "metadata_version": "2.1",
-        "name": name,
-        "version": version,
-        "filetype": "bdist_wheel",
-        "pyversion": "py3",
-        "sha256_digest": hashlib.sha256(data).hexdigest(),
-    }
-    return fields, {"content": (path.name, data, "application/octet-stream")}
 
 
 def _wait_for_queued_uploads(url: str, deadline: float) -> dict[str, int]:
@@ -222,7 +206,7 @@ def test_parallel_uploads_through_two_nodes_leave_a_linear_signed_history(tmp_pa
             spans: list[tuple[float, float]] = []
 
             def upload(index: int) -> int:
-                fields, files = _form(wheels[index])
+                fields, files = wheel_form(wheels[index])
                 go.wait(30)
                 started = time.monotonic()
                 response = requests.post(

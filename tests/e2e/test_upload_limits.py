@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import secrets
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e._support import SERVER_STOP_GRACE, LiveServer, clean_environ, serve
+from tests.e2e._support import SERVER_STOP_GRACE, LiveServer, clean_environ, serve, wheel_form
 from tests.pg import temporary_database
 from tests.processes import free_ports, stop_process_group
 from tests.unit.core.builders import make_wheel
@@ -65,25 +64,14 @@ def nodes(
 
 
 def _upload(server: LiveServer, path: Path, token: str) -> requests.Response:
-    data = path.read_bytes()
-    name, version = path.name.split("-")[:2]
-    fields = {
-        ":action": "file_upload",
-        "protocol_version": "1",
-        "metadata_version": "2.1",
-        "name": name.replace("_", "-"),
-        "version": version,
-        "filetype": "bdist_wheel",
-        "pyversion": "py3",
-        "sha256_digest": hashlib.sha256(data).hexdigest(),
-    }
+    fields, files = wheel_form(path)
     auth = "Basic " + base64.b64encode(f"__token__:{token}".encode()).decode()
     with requests.Session() as session:
         session.trust_env = False
         return session.post(
             server.upload_url,
             data=fields,
-            files={"content": (path.name, data, "application/octet-stream")},
+            files=files,
             headers={"Authorization": auth},
             timeout=120,
         )
