@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from bastion.accounts.models import User
 from bastion.actors import Actor
@@ -85,17 +85,21 @@ def create_token(
         )
     key = secrets.token_bytes(32)
     with transaction.atomic():
-        if ApiToken.objects.filter(user=user, name=name).exists():
-            raise TokenNameInUse(f"{user.username} already has a token named {name!r}")
-        token = ApiToken.objects.create(
-            user=user,
-            name=name,
-            key=key,
-            caveats=[caveat_codec.serialize(c) for c in issued],
-            project_names=normalized,
-            created=now,
-            expires=expires,
-        )
+        try:
+            # The unique (user, name) constraint decides in one step: a look-up first could be
+            # separated from the insert by a concurrent creation of the same name.
+            with transaction.atomic():
+                token = ApiToken.objects.create(
+                    user=user,
+                    name=name,
+                    key=key,
+                    caveats=[caveat_codec.serialize(c) for c in issued],
+                    project_names=normalized,
+                    created=now,
+                    expires=expires,
+                )
+        except IntegrityError:
+            raise TokenNameInUse(f"{user.username} already has a token named {name!r}") from None
         details = {
             "token_id": str(token.id),
             "name": name,
