@@ -124,6 +124,7 @@ def main() -> None:
     for size in (int(text) for text in args.sizes.split(",")):
         grow_to(size, have, succinct)
         have = size
+        measure(5, size + 5_000_000, succinct)  # warm-up: caches, the database's pages
         timings = sorted(measure(args.rounds, size, succinct))
         p90 = timings[int(len(timings) * 0.9) - 1]
         print(

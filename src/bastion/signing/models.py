@@ -47,6 +47,15 @@ class Target(models.Model):
     sha256 = models.CharField(max_length=64)
     blake2b_256 = models.CharField(max_length=64)
 
+    class Meta:
+        # Covers _bin_contents: a bin's rows come out of one index range, not scattered rows.
+        indexes = [
+            models.Index(
+                fields=["bin", "path", "length", "sha256", "blake2b_256"],
+                name="signing_target_bin_rows",
+            )
+        ]
+
 
 class SignedPage(models.Model):
     """The exact bytes of a signed simple page, served as ``simple/<project>/<hash>.index.*``

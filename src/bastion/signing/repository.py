@@ -11,7 +11,10 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
+from django.db import transaction
+from securesystemslib.formats import encode_canonical
 from securesystemslib.signer import Key, Signer
 from tuf.api.metadata import (
     Delegations,
@@ -21,12 +24,11 @@ from tuf.api.metadata import (
     Signed,
     Snapshot,
     SuccinctRoles,
-    TargetFile,
     Targets,
     Timestamp,
 )
 from tuf.api.serialization import SignedSerializer
-from tuf.api.serialization.json import CanonicalJSONSerializer, JSONSerializer
+from tuf.api.serialization.json import JSONSerializer
 from tuf.repository import Repository
 
 from bastion.signing.errors import NotInitialized, ThresholdNotMet
@@ -37,8 +39,8 @@ TOP_LEVEL = (Root.type, Targets.type, Snapshot.type, Timestamp.type)
 _SERIALIZER = JSONSerializer(compact=True)
 
 
-class FastCanonicalSerializer(SignedSerializer):
-    """The OLPC canonical JSON clients verify signatures over, via the C ``json`` encoder.
+def canonical_json(data: Mapping[str, object]) -> bytes:
+    """The OLPC canonical JSON of ``data`` (what signatures cover), via the C ``json`` encoder.
 
     Sorted keys, no whitespace, raw UTF-8 and integers only: for such data ``json.dumps`` writes
     the same bytes as securesystemslib's ``encode_canonical``, except that it escapes control
@@ -46,19 +48,34 @@ class FastCanonicalSerializer(SignedSerializer):
     of some kind) is re-encoded by securesystemslib. 5-10x faster on a snapshot of 1,024 bins;
     equality with ``CanonicalJSONSerializer`` is tested in tests/unit/signing.
     """
+    data_bytes = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
+    if b"\\" in data_bytes:
+        encoded = encode_canonical(data)
+        assert encoded is not None  # it returns None only when given an output function
+        return encoded.encode("utf-8")
+    return data_bytes
 
-    _fallback = CanonicalJSONSerializer()
+
+class FastCanonicalSerializer(SignedSerializer):
+    """``canonical_json`` as a python-tuf serializer (for ``Metadata.sign``)."""
 
     def serialize(self, signed_obj: Signed) -> bytes:
-        data = json.dumps(
-            signed_obj.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        ).encode("utf-8")
-        if b"\\" in data:
-            return self._fallback.serialize(signed_obj)
-        return data
+        return canonical_json(signed_obj.to_dict())
 
 
 CANONICAL = FastCanonicalSerializer()
+
+
+# (version, meta) of a snapshot version this process saw committed. Versions are unique per role
+# (SignedMetadata's constraint), so a committed version number names exactly one content.
+_committed_snapshot: tuple[int, dict[str, Any]] | None = None
+
+
+def _remember_snapshot(version: int, meta: dict[str, Any]) -> None:
+    global _committed_snapshot
+    _committed_snapshot = (version, meta)
 
 
 def bins_of(targets: Targets) -> SuccinctRoles:
@@ -77,9 +94,8 @@ def bin_name(succinct: SuccinctRoles, index: int) -> str:
     return f"{succinct.name_prefix}-{index:0{succinct.suffix_len}x}"
 
 
-def target_file(path: str, length: int, sha256: str, blake2b_256: str) -> TargetFile:
-    # sha256 first: ngclient fetches the consistent-snapshot form "<first hash>.<basename>".
-    return TargetFile(length, {"sha256": sha256, "blake2b-256": blake2b_256}, path)
+# A bin's target: (path, length, sha256, blake2b-256), as the Target rows hold it.
+TargetRow = tuple[str, int, str, str]
 
 
 class DatabaseRepository(Repository):
@@ -194,39 +210,129 @@ class DatabaseRepository(Repository):
 
     # --- operations ------------------------------------------------------------------------
 
-    def write_bins(
-        self, succinct: SuccinctRoles, contents: Mapping[int, Iterable[TargetFile]]
-    ) -> dict[str, int]:
-        """A new version of each listed bin with exactly these targets; {bin name: version}."""
-        versions: dict[str, int] = {}
-        current = dict(
-            CurrentRole.objects.filter(
-                role__in=[bin_name(succinct, index) for index in contents]
-            ).values_list("role", "version")
+    def publish(
+        self,
+        succinct: SuccinctRoles | None,
+        contents: Mapping[int, Iterable[TargetRow]],
+        *,
+        extra: Mapping[str, int] | None = None,
+        snapshot: bool = True,
+    ) -> None:
+        """PEP 458 P129 in one step: a new version of each bin in ``contents`` listing exactly
+        those targets, then snapshot (naming them and ``extra``, new versions of other targets
+        roles), then timestamp; ``snapshot=False`` with nothing else re-signs the timestamp only.
+
+        The online roles are built as plain dicts from the Target rows and the current
+        snapshot's JSON, serialized once and signed once each, and stored in four queries: the
+        cost depends on the three roles touched and the bin count, not on the number of targets
+        in the repository (bench/tuf_signing.py).
+        """
+        bins = (
+            {bin_name(succinct, index): rows for index, rows in contents.items()}
+            if contents
+            else {}
         )
-        for index, targets in contents.items():
-            # A bin's content is all in the Target rows: no need to read (parse) its last version.
-            name = bin_name(succinct, index)
-            if name not in current:
-                self._new.add(name)
-            signed = Targets(
-                version=current.get(name, 1),
-                targets={target.path: target for target in targets},
+        if bins and succinct is None:  # pragma: no cover - callers pass the delegation
+            raise NotInitialized("bins without their delegation")
+        changed = dict(extra or {})
+        current = dict(
+            CurrentRole.objects.filter(role__in=[*bins, Snapshot.type, Timestamp.type]).values_list(
+                "role", "version"
             )
-            self.close(name, Metadata(signed))
-            versions[name] = signed.version
-        return versions
-
-    def write_snapshot(self, changed: Mapping[str, int]) -> None:
-        """A new snapshot naming the new versions of ``changed`` targets roles (only those are
-        touched: O(changed), not O(bins), besides re-serialising)."""
-        with self.edit_snapshot() as snapshot:
+        )
+        signed: list[tuple[str, dict[str, Any]]] = []
+        for name, rows in bins.items():
+            version = current[name] + 1 if name in current else 1
+            targets = Targets(version=version, expires=self._expires(name)).to_dict()
+            targets["targets"] = {
+                path: {"hashes": {"sha256": sha256, "blake2b-256": blake2}, "length": length}
+                for path, length, sha256, blake2 in rows
+            }
+            signed.append((name, targets))
+            changed[name] = version
+        if snapshot or changed:
+            meta = self._current_snapshot_meta(current.get(Snapshot.type))
             for role, version in changed.items():
-                snapshot.meta[f"{role}.json"] = MetaFile(version)
+                meta[f"{role}.json"] = {"version": version}
+            version = current.get(Snapshot.type, 0) + 1
+            body = Snapshot(version=version, expires=self._expires(Snapshot.type)).to_dict()
+            body["meta"] = meta
+            signed.append((Snapshot.type, body))
+        stored = [(role, data, self._envelope(role, data)) for role, data in signed]
+        if stored and stored[-1][0] == Snapshot.type:
+            _role, data, snapshot_body = stored[-1]
+            self._snapshot_info = MetaFile(
+                data["version"],
+                len(snapshot_body),
+                {"sha256": hashlib.sha256(snapshot_body).hexdigest()},
+            )
+        timestamp = Timestamp(
+            version=current.get(Timestamp.type, 0) + 1,
+            expires=self._expires(Timestamp.type),
+            snapshot_meta=self.snapshot_info,
+        ).to_dict()
+        stored.append((Timestamp.type, timestamp, self._envelope(Timestamp.type, timestamp)))
+        self._store(stored)
+        if snapshot or changed:
+            written = (body["version"], meta)
+            # Only once committed: a rolled-back version must never be taken for the current one
+            # (Django drops this callback with a rolled-back savepoint).
+            transaction.on_commit(lambda: _remember_snapshot(*written))
 
-    def write_timestamp(self) -> None:
-        with self.edit_timestamp() as timestamp:
-            timestamp.snapshot_meta = self.snapshot_info
+    def _expires(self, role: str) -> datetime:
+        return self.now + self.lifetimes[self._kind(role)]
+
+    def _current_snapshot_meta(self, version: int | None) -> dict[str, Any]:
+        """The ``meta`` of the current snapshot (a copy to change), read as plain JSON from our
+        own stored bytes, or from this process's copy of that same committed version."""
+        if version is None:
+            return {}
+        cached = _committed_snapshot
+        if cached is not None and cached[0] == version:
+            return dict(cached[1])
+        meta: dict[str, Any] = json.loads(self.body(Snapshot.type, version))["signed"]["meta"]
+        # Read under the index lock, but perhaps written earlier in this very transaction.
+        transaction.on_commit(lambda: _remember_snapshot(version, meta))
+        return dict(meta)
+
+    def _envelope(self, role: str, signed: dict[str, Any]) -> bytes:
+        """``{"signatures": [...], "signed": ...}``: canonical bytes signed by every signer."""
+        payload = canonical_json(signed)
+        signatures = [
+            signer.sign(payload).to_dict() for signer in self.signers.get(self._kind(role), ())
+        ]
+        if not signatures:  # each online role has threshold 1
+            raise ThresholdNotMet(f"no key available to sign the role {role!r}")
+        return (
+            b'{"signatures":'
+            + json.dumps(signatures, sort_keys=True, separators=(",", ":")).encode()
+            + b',"signed":'
+            + payload
+            + b"}"
+        )
+
+    def _store(self, stored: Sequence[tuple[str, dict[str, Any], bytes]]) -> None:
+        """New versions replace the current ones: three queries for any number of roles."""
+        roles = [role for role, _data, _body in stored]
+        SignedMetadata.objects.filter(role__in=roles, superseded=None).update(superseded=self.now)
+        rows = []
+        current = []
+        for role, data, body in stored:
+            expires = self._expires(role)
+            rows.append(
+                SignedMetadata(
+                    role=role, version=data["version"], body=body, expires=expires, created=self.now
+                )
+            )
+            current.append(CurrentRole(role=role, version=data["version"], expires=expires))
+            self.published.append((role, data["version"]))
+        SignedMetadata.objects.bulk_create(rows)
+        CurrentRole.objects.bulk_create(
+            current,
+            update_conflicts=True,
+            unique_fields=["role"],
+            update_fields=["version", "expires"],
+        )
 
     def bootstrap(
         self,
@@ -257,7 +363,6 @@ class DatabaseRepository(Repository):
             targets.delegations = Delegations(
                 keys={online_key.keyid: online_key}, roles=None, succinct_roles=succinct
             )
-        versions = self.write_bins(succinct, {index: () for index in range(bins)})
-        versions[Targets.type] = targets.version
-        self.write_snapshot(versions)
-        self.write_timestamp()
+        self.publish(
+            succinct, {index: () for index in range(bins)}, extra={Targets.type: targets.version}
+        )

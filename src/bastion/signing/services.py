@@ -31,7 +31,6 @@ from tuf.api.metadata import (
     Root,
     Snapshot,
     SuccinctRoles,
-    TargetFile,
     Targets,
     Timestamp,
 )
@@ -45,9 +44,9 @@ from bastion.signing.models import CurrentRole, SignedMetadata, SignedPage, Sign
 from bastion.signing.repository import (
     BINS_PREFIX,
     DatabaseRepository,
+    TargetRow,
     bin_index,
     bins_of,
-    target_file,
 )
 
 log = logging.getLogger(__name__)
@@ -234,13 +233,13 @@ def _sync_project(name: str, succinct: SuccinctRoles, changes: _Changes, now: da
         SignedProject.objects.update_or_create(project=name, defaults={"serial": serial})
 
 
-def _bin_contents(indexes: Iterable[int]) -> dict[int, list[TargetFile]]:
-    contents: dict[int, list[TargetFile]] = {index: [] for index in indexes}
+def _bin_contents(indexes: Iterable[int]) -> dict[int, list[TargetRow]]:
+    contents: dict[int, list[TargetRow]] = {index: [] for index in indexes}
     rows = Target.objects.filter(bin__in=list(contents)).values_list(
         "bin", "path", "length", "sha256", "blake2b_256"
     )
-    for index, path, length, sha256, blake2 in rows.iterator(chunk_size=2000):
-        contents[index].append(target_file(path, length, sha256, blake2))
+    for index, *row in rows.iterator(chunk_size=2000):
+        contents[index].append(tuple(row))  # type: ignore[arg-type]
     return contents
 
 
@@ -252,10 +251,7 @@ def _publish(
     extra: dict[str, int] | None = None,
 ) -> None:
     """PEP 458 P129: the changed bins, then snapshot, then timestamp."""
-    changed = repository.write_bins(succinct, _bin_contents(sorted(set(bins))))
-    changed.update(extra or {})
-    repository.write_snapshot(changed)
-    repository.write_timestamp()
+    repository.publish(succinct, _bin_contents(sorted(set(bins))), extra=extra)
 
 
 def sign_project(project: Project | str, *, now: datetime | None = None) -> bool:
@@ -446,7 +442,7 @@ def refresh(
         if stale_bins or extra or snapshot_due:
             _publish(repository, succinct, stale_bins, extra=extra)
         elif due.get(Timestamp.type, now) < now + lifetimes[Timestamp.type] / 2:
-            repository.write_timestamp()
+            repository.publish(succinct, {}, snapshot=False)
         report.published = repository.published
         report.collected = collect_garbage(now=now)
     return report
