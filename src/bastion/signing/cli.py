@@ -28,26 +28,47 @@ def cmd_init(args: argparse.Namespace) -> int:
     if args.root_threshold > args.root_keys:
         raise _errors()("--root-threshold cannot exceed --root-keys")
     try:
-        created = keys.generate_keys(directory, root_keys=args.root_keys)
-        assert created.targets is not None and created.online is not None
+        existing = _existing_online_key(args)
+        created = keys.generate_keys(directory, root_keys=args.root_keys, online=existing is None)
+        online = existing or created.online
+        assert created.targets is not None and online is not None
         services.initialize(
             root=created.root,
             root_threshold=args.root_threshold,
             targets=created.targets,
-            online=created.online,
+            online=online,
             bins=args.bins,
         )
     except SigningError as exc:
         raise _errors()(exc.message) from None
+    if existing is None:
+        online_text = "the online key"
+        next_step = (
+            f"set BASTION_TUF_ONLINE_KEY=file2:{directory / 'online.pem'} (or copy online.pem "
+            "where every node reads it, or use a KMS/HSM/Vault signer URI)"
+        )
+    else:
+        online_text = f"registered the online key {args.online_key.split('?')[0]}"
+        next_step = f"set BASTION_TUF_ONLINE_KEY={args.online_key.split('?')[0]} on every node"
     print(
-        f"created {args.root_keys} root key(s) (threshold {args.root_threshold}), the targets key "
-        f"and the online key in {directory}, and signed version 1 of the repository.\n"
-        f"Next: set BASTION_TUF_ONLINE_KEY=file2:{directory / 'online.pem'} (or copy online.pem "
-        "where every node reads it, or use a KMS/HSM/Vault signer URI), then move root-*.pem and "
-        "targets.pem offline. Publish /tuf/1.root.json to your users out of band.",
+        f"created {args.root_keys} root key(s) (threshold {args.root_threshold}) and the targets "
+        f"key in {directory}, {online_text}, and signed version 1 of the repository.\n"
+        f"Next: {next_step}, then move root-*.pem and targets.pem offline. Publish "
+        "/tuf/1.root.json to your users out of band.",
         file=sys.stderr,
     )
     return 0
+
+
+def _existing_online_key(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The signer of ``--online-key URI`` with ``--online-public-key PEM``, or None."""
+    from bastion.signing import keys
+
+    if (args.online_key is None) != (args.online_public_key is None):
+        raise _errors()("--online-key and --online-public-key go together")
+    if args.online_key is None:
+        return None
+    return keys.existing_online_signer(args.online_key, Path(args.online_public_key))
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
@@ -107,24 +128,30 @@ def cmd_rotate_online_key(args: argparse.Namespace) -> int:
     from bastion.signing import keys, services
     from bastion.signing.errors import SigningError
 
-    out = Path(args.new_key).expanduser().resolve()
-    if out.exists():
+    if (args.new_key is None) == (args.online_key is None):
+        raise _errors()("give either --new-key FILE or --online-key URI --online-public-key PEM")
+    out = Path(args.new_key).expanduser().resolve() if args.new_key else None
+    if out is not None and out.exists():
         raise _errors()(f"{out} exists; name a new file for the new online key")
     try:
         offline = keys.read_keys(Path(args.keys_dir))
         if offline.targets is None:
             raise _errors()(f"{args.keys_dir} holds no targets.pem")
-        signer = CryptoSigner.generate_ed25519()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        keys._write_private(out, signer)
+        signer = _existing_online_key(args)
+        if signer is None:
+            assert out is not None
+            signer = CryptoSigner.generate_ed25519()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            keys._write_private(out, signer)
         version = services.rotate_online_key(
             root_signers=offline.root, targets_signer=offline.targets, new_online=signer
         )
     except SigningError as exc:
         raise _errors()(exc.message) from None
+    uri = f"file2:{out}" if out is not None else args.online_key.split("?")[0]
     print(
         f"published root version {version} with the new online key; point "
-        f"BASTION_TUF_ONLINE_KEY at file2:{out} on every node now",
+        f"BASTION_TUF_ONLINE_KEY at {uri} on every node now",
         file=sys.stderr,
     )
     return 0
@@ -160,6 +187,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _online_key_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--online-key",
+        metavar="URI",
+        help="use this existing online key instead of creating one: a securesystemslib signer "
+        "URI (file2:PATH, awskms:..., gcpkms:..., azurekms:..., hv:..., hsm:...)",
+    )
+    parser.add_argument(
+        "--online-public-key", metavar="PEM", help="the public key of --online-key (PEM file)"
+    )
+
+
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``tuf`` command and its actions to the ``bastion`` parser."""
     tuf = commands.add_parser(
@@ -171,6 +210,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     init.add_argument("--root-keys", type=int, default=3, metavar="M")
     init.add_argument("--root-threshold", type=int, default=2, metavar="N")
     init.add_argument("--bins", type=int, default=None, help="default BASTION_TUF_BINS")
+    _online_key_options(init)
     init.set_defaults(handler=cmd_init)
 
     refresh = tuf.add_parser("refresh", help="re-sign what lags or is about to expire (cron it)")
@@ -186,7 +226,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
     online = tuf.add_parser("rotate-online-key", help="replace the online key")
     online.add_argument("--keys-dir", required=True, help="the offline root and targets keys")
-    online.add_argument("--new-key", required=True, help="file to write the new online key to")
+    online.add_argument("--new-key", help="file to write a new online key to")
+    _online_key_options(online)
     online.set_defaults(handler=cmd_rotate_online_key)
 
     proxy = tuf.add_parser("proxy", help="a local index that verifies everything it serves")

@@ -16,8 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from securesystemslib.signer import CryptoSigner, Key, Signer
+from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
+from securesystemslib.signer import CryptoSigner, Key, Signer, SSlibKey
 
 from bastion.signing.errors import KeyProblem
 
@@ -94,6 +94,27 @@ def read_keys(directory: Path) -> OfflineKeys:
         targets=load_file_signer(targets) if targets.is_file() else None,
         online=load_file_signer(online) if online.is_file() else None,
     )
+
+
+def existing_online_signer(uri: str, public_key_file: Path) -> Signer:
+    """An online key that already exists (in a KMS, HSM, Vault or a file): its signer URI and
+    its public key (PEM). Checked by signing once: the URI must hold that key's private half."""
+    try:
+        public = SSlibKey.from_crypto(load_pem_public_key(public_key_file.read_bytes()))
+    except OSError as exc:
+        raise KeyProblem(f"cannot read the public key {public_key_file}: {exc.strerror}") from None
+    except (ValueError, TypeError) as exc:
+        raise KeyProblem(f"{public_key_file} is not a PEM public key ({exc})") from None
+    signer = online_signer(uri, public)
+    probe = b"bastion: does this signer hold the private half of the key?"
+    try:
+        public.verify_signature(signer.sign(probe), probe)
+    except Exception as exc:  # noqa: BLE001 - a back-end's failure or a wrong key, as one line
+        raise KeyProblem(
+            f"the key at {uri.split('?')[0]!r} does not sign for {public_key_file}: "
+            f"{type(exc).__name__}"
+        ) from None
+    return signer
 
 
 def online_signer(uri: str, public_key: Key) -> Signer:
