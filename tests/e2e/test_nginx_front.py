@@ -3,7 +3,9 @@
 TLS terminates at nginx (a throw-away certificate for localhost); both nodes share one data
 directory and BASTION_BASE_URL, and trust X-Forwarded-Proto only because nginx overwrites it.
 twine publishes and pip installs through the front; plain http redirects to the base URL; a
-foreign Host is refused by the nodes; a body over the limit is refused by nginx itself.
+foreign Host is refused by the nodes; a body over the limit is refused by nginx itself. Simple
+pages come out of nginx's cache, revalidated with a node on every hit (its access log says
+which), with the nodes' own headers, and are never stale after an upload returns.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from tests.e2e._support import (
     describe,
     run,
     serve,
+    wheel_form,
 )
 from tests.processes import free_ports, stop_process_group
+from tests.unit.core.builders import make_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "deploy" / "nginx" / "bastion.conf"
@@ -107,6 +111,7 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
                 "certificate_key": str(key),
                 "upstream_servers": servers,
                 "base_url": base_url,
+                "cache_dir": str(work / "page-cache"),
             }
         )
         (work / "site.conf").write_text(site)
@@ -117,7 +122,8 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             f"error_log {work}/nginx-error.log warn;\nuser root;\n"
             "events { worker_connections 256; }\n"
             "http {\n"
-            f"  access_log off;\n  client_body_temp_path {temp}/body;\n"
+            "  log_format cache '$upstream_cache_status $status $request_method $request_uri';\n"
+            f"  access_log {work}/access.log cache;\n  client_body_temp_path {temp}/body;\n"
             f"  proxy_temp_path {temp}/proxy;\n  fastcgi_temp_path {temp}/fastcgi;\n"
             f"  uwsgi_temp_path {temp}/uwsgi;\n  scgi_temp_path {temp}/scgi;\n"
             f"  include {work}/site.conf;\n}}\n"
@@ -146,6 +152,8 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         live.token = live.cli_ok("token", "create", "frank", "--name", "front")
         live.cert = cert  # type: ignore[attr-defined]
         live.http_port = http_port  # type: ignore[attr-defined]
+        live.access_log = work / "access.log"  # type: ignore[attr-defined]
+        live.nodes = (node_a, node_b)  # type: ignore[attr-defined]
         yield live
         live.close()
 
@@ -218,3 +226,87 @@ def test_a_body_over_the_limit_is_refused_by_nginx(front: LiveServer) -> None:
         timeout=60,
     )
     assert too_big.status_code == 413
+
+
+# What a node says about a page and the front must say alike (X-Accel-Expires is for nginx only).
+PAGE_HEADERS = (
+    "Content-Type", "Content-Length", "ETag", "Vary", "Cache-Control", "X-PyPI-Last-Serial",
+    "Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "X-Content-Type-Options",
+    "X-Frame-Options", "Content-Security-Policy", "Strict-Transport-Security",
+)
+ACCEPTS = (
+    "text/html", "application/vnd.pypi.simple.v1+json", "application/vnd.pypi.simple.v1+html"
+)
+
+
+def _from_node(front: LiveServer, port: int, path: str, accept: str) -> requests.Response:
+    """The node's own answer, asked as nginx asks it (Host of the base URL, https forwarded)."""
+    return requests.get(
+        f"http://127.0.0.1:{port}{path}",
+        headers={"Host": front.base_url.split("://", 1)[1], "X-Forwarded-Proto": "https",
+                 "Accept": accept},
+        timeout=30,
+    )
+
+
+def _cache_statuses(front: LiveServer, path: str) -> list[str]:
+    log = front.access_log.read_text()  # type: ignore[attr-defined]
+    return [line.split()[0] for line in log.splitlines() if line.split()[3] == path]
+
+
+def _upload(front: LiveServer, tmp_path: Path, name: str, version: str) -> None:
+    wheel = make_wheel(tmp_path, name=name, version=version)
+    fields, files = wheel_form(wheel)
+    response = front.http.post(
+        front.upload_url, data=fields, files=files, auth=("__token__", front.token), timeout=60
+    )
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("path", ["/simple/front-cached/", "/simple/"])
+def test_simple_pages_come_from_the_cache_with_the_nodes_headers(
+    front: LiveServer, tmp_path: Path, path: str
+) -> None:
+    _upload(front, tmp_path, "front-cached", "1.0")
+    for accept in ACCEPTS:
+        first = front.http.get(front.base_url + path, headers={"Accept": accept}, timeout=30)
+        again = front.http.get(front.base_url + path, headers={"Accept": accept}, timeout=30)
+        assert first.status_code == again.status_code == 200
+        assert again.content == first.content
+        for port in front.nodes:  # type: ignore[attr-defined]
+            node = _from_node(front, port, path, accept)
+            assert node.content == again.content, (accept, port)
+            assert node.headers["X-Accel-Expires"] == "@1"
+            for name in PAGE_HEADERS:
+                assert again.headers.get(name) == node.headers.get(name), (accept, name)
+        assert "X-Accel-Expires" not in again.headers
+        # A client's own revalidation: nginx answers 304 from its copy, same ETag.
+        not_modified = front.http.get(
+            front.base_url + path,
+            headers={"Accept": accept, "If-None-Match": again.headers["ETag"]},
+            timeout=30,
+        )
+        assert not_modified.status_code == 304 and not_modified.content == b""
+        assert not_modified.headers["ETag"] == again.headers["ETag"]
+    statuses = _cache_statuses(front, path)
+    # Every hit after the first of each Accept asked a node and got a 304: REVALIDATED.
+    assert statuses.count("REVALIDATED") >= 2 * len(ACCEPTS), statuses
+    assert "HIT" not in statuses  # never served without asking a node
+
+
+def test_a_page_is_never_stale_once_an_upload_returns(front: LiveServer, tmp_path: Path) -> None:
+    json_accept = {"Accept": "application/vnd.pypi.simple.v1+json"}
+    for number in range(1, 9):
+        version = f"1.{number}"
+        # Alternate the nodes taking the upload; the front's cache is warm with the old page.
+        front.http.get(front.base_url + "/simple/front-fresh/", headers=json_accept, timeout=30)
+        _upload(front, tmp_path, "front-fresh", version)
+        page = front.http.get(
+            front.base_url + "/simple/front-fresh/", headers=json_accept, timeout=30
+        )
+        assert page.status_code == 200
+        assert version in page.json()["versions"], (version, page.json()["versions"])
+        html = front.http.get(front.base_url + "/simple/front-fresh/", timeout=30)
+        assert f"front_fresh-{version}-py3-none-any.whl" in html.text
+        root = front.http.get(front.base_url + "/simple/", timeout=30)
+        assert "front-fresh" in root.text

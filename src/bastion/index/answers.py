@@ -59,6 +59,9 @@ def page_answer(page: Page, content_type: str, *, method: str, if_none_match: st
         ("Access-Control-Allow-Origin", "*"),
         ("Access-Control-Expose-Headers", "X-PyPI-Last-Serial"),
         *SECURITY_HEADERS,
+        # For the nginx front (deploy/nginx/bastion.conf), which hides it from clients: keep the
+        # page, but as already expired, so every hit asks a node "still this ETag?" (a 304).
+        ("X-Accel-Expires", "@1"),
     ]
     if etag_matches(if_none_match, etag):
         return Answer(304, tuple(headers), b"")
@@ -82,6 +85,22 @@ def cached_answer(
         ):
             return page_answer(current, content_type, method=method, if_none_match=if_none_match)
     page = pages.cached_page(project_name, kind)
+    if page is None:
+        return None
+    return page_answer(page, content_type, method=method, if_none_match=if_none_match)
+
+
+def cached_root_answer(
+    kind: str, content_type: str, *, method: str, if_none_match: str | None
+) -> Answer | None:
+    """``cached_answer`` for the ``/simple/`` root."""
+    if if_none_match:
+        current = pages.cached_root_etag(kind)
+        if current is not None and etag_matches(
+            if_none_match, representation_etag(current, content_type)
+        ):
+            return page_answer(current, content_type, method=method, if_none_match=if_none_match)
+    page = pages.cached_root(kind)
     if page is None:
         return None
     return page_answer(page, content_type, method=method, if_none_match=if_none_match)

@@ -1,4 +1,4 @@
-"""A thin WSGI layer in front of Django for cache hits on ``/simple/<name>/`` (DESIGN.md).
+"""A thin WSGI layer in front of Django for cache hits on ``/simple/<name>/`` and ``/simple/``.
 
 A GET or HEAD of an already normalized project page, without a query string, whose rendering is
 cached and current, is answered here with the same status, headers and body the Django view
@@ -20,7 +20,7 @@ from django.db import close_old_connections
 from bastion import hosts
 from bastion.index import answers, negotiation, pages
 
-_PROJECT_PAGE = re.compile(r"\A/simple/([a-z0-9]+(?:-[a-z0-9]+)*)/\Z")
+_PROJECT_PAGE = re.compile(r"\A/simple/(?:([a-z0-9]+(?:-[a-z0-9]+)*)/)?\Z")  # or the root
 _STATUS = {200: "200 OK", 304: "304 Not Modified"}
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -59,13 +59,19 @@ class SimplePageFastPath:
         chosen = negotiation.choose(environ.get("HTTP_ACCEPT"))
         if chosen is None:
             return None
-        kind = pages.SIMPLE_JSON if chosen == negotiation.JSON else pages.SIMPLE_HTML
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
         # Django's request_started/finished signals do this for requests it handles.
         close_old_connections()
         try:
+            project = match.group(1)
+            if project is None:
+                kind = pages.ROOT_JSON if chosen == negotiation.JSON else pages.ROOT_HTML
+                return answers.cached_root_answer(
+                    kind, chosen, method=method, if_none_match=if_none_match
+                )
+            kind = pages.SIMPLE_JSON if chosen == negotiation.JSON else pages.SIMPLE_HTML
             return answers.cached_answer(
-                match.group(1), kind, chosen, method=method, if_none_match=if_none_match
+                project, kind, chosen, method=method, if_none_match=if_none_match
             )
         finally:
             close_old_connections()

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Subquery
 
 from bastion.index import rendering
 from bastion.projects.models import (
@@ -42,12 +42,16 @@ class Page:
     serial: int
 
 
-def _etag(kind: str, body: bytes) -> str:
-    return '"' + hashlib.sha256(kind.encode() + b"\0" + body).hexdigest()[:40] + '"'
+def _etag(kind: str, serial: int, body: bytes) -> str:
+    """Strong, from the body and the serial: every header of the answer (X-PyPI-Last-Serial too)
+    is the same under one ETag, so a cache that revalidates (the nginx front) never serves an
+    old serial with a 304-confirmed body."""
+    digest = hashlib.sha256(b"%s\0%d\0%s" % (kind.encode(), serial, body))
+    return '"' + digest.hexdigest()[:40] + '"'
 
 
 def _store(project: Project | None, kind: str, serial: int, body: bytes) -> Page:
-    page = Page(body=body, etag=_etag(kind, body), serial=serial)
+    page = Page(body=body, etag=_etag(kind, serial, body), serial=serial)
     try:
         with transaction.atomic():
             RenderedPage.objects.update_or_create(
@@ -193,16 +197,42 @@ def pypi_json_body(project: Project, files: list, *, release: Release | None) ->
     return body
 
 
-def root_page(kind: str) -> Page:
-    # The row is created by a migration; a flushed test database starts from serial 0.
-    serial = IndexState.objects.filter(pk=1).values_list("projects_serial", flat=True).first() or 0
+def cached_root_etag(kind: str) -> Page | None:
+    """The current ``/simple/`` rendering's ETag and serial (one query), or None."""
+    current = IndexState.objects.filter(pk=1).values("projects_serial")
     row = (
-        RenderedPage.objects.filter(project__isnull=True, kind=kind, serial=serial)
-        .values_list("body", "etag", "serial")
+        RenderedPage.objects.filter(project__isnull=True, kind=kind, serial=Subquery(current))
+        .values_list("etag", "serial")
         .first()
     )
-    if row is not None:
-        return Page(body=bytes(row[0]), etag=row[1], serial=row[2])
+    return None if row is None else Page(body=b"", etag=row[0], serial=row[1])
+
+
+def cached_root(kind: str) -> Page | None:
+    """The current ``/simple/`` rendering, its body from this worker's memory when it has one."""
+    current = cached_root_etag(kind)
+    if current is None:
+        return None
+    body = BODIES.get(current.etag)
+    if body is None:
+        row = (
+            RenderedPage.objects.filter(project__isnull=True, kind=kind, etag=current.etag)
+            .values_list("body", flat=True)
+            .first()
+        )
+        if row is None:  # replaced between the two reads: treat as a miss
+            return None
+        body = bytes(row)
+        BODIES.put(current.etag, body)
+    return Page(body=body, etag=current.etag, serial=current.serial)
+
+
+def root_page(kind: str) -> Page:
+    cached = cached_root(kind)
+    if cached is not None:
+        return cached
+    # The row is created by a migration; a flushed test database starts from serial 0.
+    serial = IndexState.objects.filter(pk=1).values_list("projects_serial", flat=True).first() or 0
     projects = list(
         visible_projects().order_by("normalized_name").values_list("name", "normalized_name")
     )

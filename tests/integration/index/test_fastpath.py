@@ -63,6 +63,7 @@ COMPARED = (
     "X-PyPI-Last-Serial",
     "Access-Control-Allow-Origin",
     "X-Content-Type-Options",
+    "X-Accel-Expires",
 )
 
 
@@ -76,13 +77,14 @@ COMPARED = (
         ("application/vnd.pypi.simple.v1+html", "GET"),
     ],
 )
-def test_hit_is_identical_to_django(published, accept, method):
+@pytest.mark.parametrize("path", ["/simple/demo-pkg/", "/simple/"])
+def test_hit_is_identical_to_django(published, accept, method, path):
     recorder = Recorder()
     fast = SimplePageFastPath(recorder)
     headers = {"accept": accept} if accept else {}
-    slow = call(recorder, "/simple/demo-pkg/", method=method, **headers)  # renders and caches
+    slow = call(recorder, path, method=method, **headers)  # renders and caches
     assert recorder.calls == 1
-    quick = call(fast, "/simple/demo-pkg/", method=method, **headers)
+    quick = call(fast, path, method=method, **headers)
     assert recorder.calls == 1  # answered without Django
     assert quick[0] == slow[0] == 200
     assert quick[2] == slow[2]
@@ -90,17 +92,33 @@ def test_hit_is_identical_to_django(published, accept, method):
         assert quick[1].get(name) == slow[1].get(name), name
 
 
-def test_revalidation_is_a_304_without_django(published):
+@pytest.mark.parametrize("path", ["/simple/demo-pkg/", "/simple/"])
+def test_revalidation_is_a_304_without_django(published, path):
     recorder = Recorder()
     fast = SimplePageFastPath(recorder)
-    _status, headers, _body = call(recorder, "/simple/demo-pkg/", accept=JSON_TYPE)
-    status, quick_headers, body = call(
-        fast, "/simple/demo-pkg/", accept=JSON_TYPE, if_none_match=headers["ETag"]
-    )
+    _status, headers, _body = call(recorder, path, accept=JSON_TYPE)
+    status, quick_headers, body = call(fast, path, accept=JSON_TYPE, if_none_match=headers["ETag"])
     assert (status, body, recorder.calls) == (304, b"", 1)
     assert quick_headers["ETag"] == headers["ETag"]
-    status, _h, body = call(fast, "/simple/demo-pkg/", accept=JSON_TYPE, if_none_match='"x"')
+    assert quick_headers["X-Accel-Expires"] == "@1"  # the nginx front keeps asking
+    status, _h, body = call(fast, path, accept=JSON_TYPE, if_none_match='"x"')
     assert status == 200 and body and recorder.calls == 1
+
+
+def test_the_root_is_never_served_stale_after_a_new_project(published, alice_token, tmp_path, client):
+    from tests.integration.uploads.test_upload_endpoint import upload
+    from tests.unit.core.builders import make_wheel
+
+    recorder = Recorder()
+    fast = SimplePageFastPath(recorder)
+    _s, first_headers, first = call(recorder, "/simple/", accept=JSON_TYPE)
+    assert call(fast, "/simple/", accept=JSON_TYPE)[2] == first and recorder.calls == 1
+    wheel = make_wheel(tmp_path, name="brand-new", version="1.0")
+    assert upload(client, wheel, alice_token).status_code == 200
+    status, headers, body = call(
+        fast, "/simple/", accept=JSON_TYPE, if_none_match=first_headers["ETag"]
+    )
+    assert status == 200 and b"brand-new" in body and headers["ETag"] != first_headers["ETag"]
 
 
 @pytest.mark.parametrize(
