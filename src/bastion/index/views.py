@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import connection
@@ -18,13 +19,15 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import redirect
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from bastion.core.names import normalize_name
 from bastion.index import answers, negotiation, pages
 from bastion.index.rendering import BASE, version_key
-from bastion.projects.models import File, Project, ProjectStatus, Release
+from bastion.projects.models import Project, ProjectStatus, Release
 from bastion.projects.queries import files_of
 from bastion.storage import BlobNotFound, blob_store, file_key, metadata_key
 from bastion.storage.local import LocalBlobStore
@@ -217,18 +220,39 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None | str:
     return (start, min(end, size - 1))
 
 
+# Every install fetches files: the look-up is written out in SQL, as pages.py's freshness checks
+# are (the ORM took longer to build it than the database to answer it).
+_SERVED_FILE_SQL = (
+    "SELECT f.size, f.sha256, f.metadata_sha256, f.upload_time FROM projects_file f"
+    " JOIN projects_project p ON f.project_id = p.id"
+    " WHERE f.storage_key = %s AND p.status <> %s"
+)
+
+
+def _served_file(key: str) -> tuple[int, str, str, datetime] | None:
+    """(size, sha256, metadata sha256, upload time) of a file that is served (its project is
+    not quarantined, PEP 792), or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SERVED_FILE_SQL, (key, ProjectStatus.QUARANTINED.value))
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    size, sha256, metadata_sha256, uploaded = row
+    if isinstance(uploaded, str):  # SQLite hands back text; stored in UTC (USE_TZ)
+        uploaded = parse_datetime(uploaded)
+        assert uploaded is not None
+    if timezone.is_naive(uploaded):
+        uploaded = uploaded.replace(tzinfo=UTC)
+    return size, sha256, metadata_sha256, uploaded
+
+
 @csrf_exempt
 def file_download(request: HttpRequest, path: str) -> HttpResponseBase:
     if (refused := _read_only(request)) is not None:
         return refused
     want_metadata = path.endswith(".metadata")
     key = path[: -len(".metadata")] if want_metadata else path
-    row = (
-        File.objects.filter(storage_key=key)
-        .exclude(project__status=ProjectStatus.QUARANTINED)
-        .values_list("size", "sha256", "metadata_sha256", "upload_time")
-        .first()
-    )
+    row = _served_file(key)
     if row is None or (want_metadata and not row[2]):
         return _not_found("404 Not Found: no such file on this index.")
     size, sha256, metadata_sha256, uploaded = row
