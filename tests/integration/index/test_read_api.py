@@ -8,6 +8,7 @@ import re
 import zipfile
 
 import pytest
+from django.utils.http import http_date
 from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -250,6 +251,8 @@ def test_file_download_range_and_metadata(client, published):
     assert response["Accept-Ranges"] == "bytes"
     assert "Content-Encoding" not in response
     assert "immutable" in response["Cache-Control"]
+    assert response["Last-Modified"] == http_date(file.upload_time.timestamp())
+    assert response["ETag"] == f'"{file.sha256[:40]}"'
 
     ranged = client.get(url, HTTP_RANGE="bytes=10-19")
     assert ranged.status_code == 206
