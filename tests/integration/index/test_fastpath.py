@@ -105,7 +105,9 @@ def test_revalidation_is_a_304_without_django(published, path):
     assert status == 200 and body and recorder.calls == 1
 
 
-def test_the_root_is_never_served_stale_after_a_new_project(published, alice_token, tmp_path, client):
+def test_the_root_is_never_served_stale_after_a_new_project(
+    published, alice_token, tmp_path, client
+):
     from tests.integration.uploads.test_upload_endpoint import upload
     from tests.unit.core.builders import make_wheel
 

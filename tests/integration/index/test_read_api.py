@@ -8,10 +8,10 @@ import re
 import zipfile
 
 import pytest
-from django.utils.http import http_date
 from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils.http import http_date
 
 from bastion.projects.models import File, IndexState, Project, ProjectStatus, Release
 from tests.integration.conftest import basic
