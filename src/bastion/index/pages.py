@@ -51,20 +51,31 @@ def _etag(kind: str, serial: int, body: bytes) -> str:
 
 def _store(project: Project | None, kind: str, serial: int, body: bytes) -> Page:
     page = Page(body=body, etag=_etag(kind, serial, body), serial=serial)
-    try:
-        with transaction.atomic():
-            RenderedPage.objects.update_or_create(
-                project=project,
-                kind=kind,
-                defaults={
-                    "serial": serial,
-                    "etag": page.etag,
-                    "content_type": "",
-                    "body": body,
-                },
-            )
-    except IntegrityError:  # another worker stored the same rendering first
-        pass
+    row = RenderedPage(
+        project=project, kind=kind, serial=serial, etag=page.etag, content_type="", body=body
+    )
+    if project is not None:  # one statement: insert, or replace the project's older rendering
+        RenderedPage.objects.bulk_create(
+            [row],
+            update_conflicts=True,
+            unique_fields=["project", "kind"],
+            update_fields=["serial", "etag", "content_type", "body"],
+        )
+    else:  # the root: no conflict target for a NULL project, so look it up first
+        try:
+            with transaction.atomic():
+                RenderedPage.objects.update_or_create(
+                    project=None,
+                    kind=kind,
+                    defaults={
+                        "serial": serial,
+                        "etag": page.etag,
+                        "content_type": "",
+                        "body": body,
+                    },
+                )
+        except IntegrityError:  # another worker stored the same rendering first
+            pass
     BODIES.put(page.etag, body)
     return page
 

@@ -43,9 +43,9 @@ def releases_of(project: Project) -> list[Release]:
 def files_of(project: Project) -> list[File]:
     if project.status == ProjectStatus.QUARANTINED:
         return []
-    return list(
-        File.objects.filter(project=project).select_related("release").order_by("upload_time", "id")
-    )
+    # Renderings need each file's release_id only: joining the release would load its metadata
+    # (description included) once per file.
+    return list(File.objects.filter(project=project).order_by("upload_time", "id"))
 
 
 # -- the public pages (home, project, release and user pages) ---------------------------------
