@@ -80,13 +80,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.no_migrate:
         _migrate()
     config.spool_dir.mkdir(parents=True, exist_ok=True)
-    _first_start_notice(args.host, args.port)
-    from bastion.server import run
-    from bastion.signing import refresher
+    from bastion.uploads.spool import remove_abandoned_spool_files
 
-    refresher.start()  # TUF: re-sign what is about to expire, in this (master) process
-    run(host=args.host, port=args.port, workers=args.workers, read_timeout=config.read_timeout)
-    return EXIT_OK
+    remove_abandoned_spool_files(config.spool_dir)  # left by a worker killed mid-upload
+    _first_start_notice(args.host, args.port)
+    from bastion.server import exec_master
+
+    # Same pid, without Django: gunicorn's master and the periodic TUF refresh (bastion.server).
+    exec_master(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        read_timeout=config.read_timeout,
+        refresh_interval=config.tuf.refresh_interval.total_seconds(),
+    )
+    return EXIT_OK  # pragma: no cover - exec_master does not return
 
 
 def _check_can_listen(host: str, port: int) -> None:
@@ -110,11 +118,23 @@ def _check_can_listen(host: str, port: int) -> None:
 
 def _first_start_notice(host: str, port: int) -> None:
     from django.conf import settings
+    from django.db import InterfaceError, OperationalError, connection
 
     from bastion.accounts.models import User
 
     config = settings.BASTION
-    if User.objects.exists():
+    try:
+        if User.objects.exists():
+            return
+    except (OperationalError, InterfaceError):
+        # A stateless node (--no-migrate) starts all the same: it answers 503 naming the
+        # database (and /healthz says so) until the database is back, then serves.
+        connection.close()
+        print(
+            "bastion: warning: the database is unavailable; serving 503s until it answers",
+            file=sys.stderr,
+            flush=True,
+        )
         return
     where = (
         f"data directory {config.data_dir}"
@@ -324,6 +344,24 @@ def cmd_release_unyank(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_storage_sweep(args: argparse.Namespace) -> int:
+    _setup_django()
+    from django.utils import timezone
+
+    from bastion.storage import StorageError, blob_store
+    from bastion.uploads.sweep import sweep_unreferenced_blobs
+
+    older_than = parse_duration(args.older_than)
+    try:
+        report = sweep_unreferenced_blobs(
+            store=blob_store(), older_than=older_than, now=timezone.now()
+        )
+    except StorageError as exc:
+        raise CommandError(f"storage: {exc}") from None
+    print(f"removed {len(report.removed)} unreferenced blob(s) of {report.examined}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bastion", description="A self-hosted Python package index."
@@ -364,6 +402,16 @@ def build_parser() -> argparse.ArgumentParser:
     token_create.add_argument("--expires-in", metavar="DURATION", help="e.g. 12h, 30d, 2w")
     token_create.add_argument("--name", metavar="LABEL")
     token_create.set_defaults(handler=cmd_token_create)
+
+    storage = commands.add_parser("storage", help="maintain the blob store")
+    storage_actions = storage.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sweep = storage_actions.add_parser(
+        "sweep", help="remove blobs no file refers to (left by a crash mid-upload)"
+    )
+    sweep.add_argument(
+        "--older-than", default="1h", metavar="DURATION", help="only blobs this old (default 1h)"
+    )
+    sweep.set_defaults(handler=cmd_storage_sweep)
 
     check = commands.add_parser("check-dist", help="validate a distribution file offline")
     check.add_argument("file")

@@ -2,13 +2,21 @@
 
 gunicorn writes the status line exactly as the application gives it, so upload errors keep
 their one-line reason phrase, which twine shows (P73).
+
+``bastion serve`` prepares (checks, migrations, notices) with Django loaded, then replaces
+itself (same pid) with ``python -m bastion.server``: a master that never imports Django, only
+gunicorn's arbiter and the periodic TUF refresh, run as a short-lived process of its own. The
+workers load the application. So the master costs a few MB instead of a whole application.
 """
 
 from __future__ import annotations
 
+import argparse
 import errno
+import os
 import selectors
 import socket
+import sys
 import time
 from functools import partial
 from typing import Any
@@ -99,3 +107,44 @@ def run(*, host: str, port: int, workers: int, read_timeout: float = 30.0) -> No
             "limit_request_line": 8190,
         }
     ).run()
+
+
+def exec_master(
+    *, host: str, port: int, workers: int, read_timeout: float, refresh_interval: float
+) -> None:
+    """Replace this process (``bastion serve``, Django loaded) by the slim master (``main``)."""
+    from django.db import connections
+
+    connections.close_all()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(
+        sys.executable,
+        [
+            sys.executable, "-m", "bastion.server",
+            "--host", host, "--port", str(port), "--workers", str(workers),
+            "--read-timeout", str(read_timeout), "--refresh-interval", str(refresh_interval),
+        ],
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bastion.server")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, required=True)
+    parser.add_argument("--read-timeout", type=float, required=True)
+    parser.add_argument("--refresh-interval", type=float, required=True)
+    args = parser.parse_args(argv)
+    from bastion.signing.refresher import start
+
+    start(args.refresh_interval)
+    run(host=args.host, port=args.port, workers=args.workers, read_timeout=args.read_timeout)
+
+
+if __name__ == "__main__":
+    # Run as ``python -m bastion.server`` this file is ``__main__``; gunicorn imports the worker
+    # class from ``bastion.server``, so settings (the read timeout) must be made on that module.
+    from bastion import server
+
+    server.main()

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "bastion.hosts.HostCheckMiddleware",  # first: /healthz for any Host, then 400 for foreign ones
+    "bastion.outages.OutageMiddleware",  # a dependency down: 503 naming it (see also handler500)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -97,8 +98,14 @@ def _database() -> dict[str, object]:
                 ),
             },
         }
-    config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
-    return dict(config)
+    # Connections are checked before each request's first query and replaced when the server
+    # went away (bastion.outages: a 503 meanwhile); a server that does not answer at all is
+    # given up on after connect_timeout seconds instead of holding the request.
+    config = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
+    options = config.setdefault("OPTIONS", {})
+    assert isinstance(options, dict)
+    options.setdefault("connect_timeout", 5)
+    return config
 
 
 DATABASES = {"default": _database()}
@@ -188,6 +195,9 @@ if BASTION.redis_url:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": BASTION.redis_url,
             "KEY_PREFIX": "bastion",
+            # A Redis that is down or stalled is a quick 503 (bastion.outages), never a hung
+            # request; the pool reconnects by itself when it is back.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
 else:

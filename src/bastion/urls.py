@@ -9,6 +9,7 @@ from bastion.signing import views as signing
 from bastion.uploads import views as uploads
 
 handler429 = "bastion.accounts.views.rate_limited"
+handler500 = "bastion.outages.server_error"  # a dependency down: 503 naming it, not a 500
 # Operators sign in like everyone (password, then the second factor), never on admin's own form.
 admin.site.login = accounts.admin_login  # type: ignore[method-assign]
 admin.site.site_header = admin.site.site_title = "bastion operators"

@@ -1,4 +1,5 @@
-"""WSGI entry point used by ``bastion serve``: Django behind the simple-page fast path."""
+"""WSGI entry point used by ``bastion serve``: Django behind the simple-page fast path, and both
+behind the outage guard (a dependency down answers 503, ``bastion.outages``)."""
 
 import os
 
@@ -8,5 +9,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bastion.settings")
 django_application = get_wsgi_application()
 
 from bastion.index.fastpath import SimplePageFastPath  # noqa: E402  (needs Django set up)
+from bastion.outages import OutageGuard  # noqa: E402
 
-application = SimplePageFastPath(django_application)
+application = OutageGuard(SimplePageFastPath(django_application))

@@ -1,6 +1,14 @@
 from django.apps import AppConfig
 
 
+def _targets_changed(project: object, **kwargs: object) -> None:
+    # Imported on first use: a worker that only serves reads never loads python-tuf,
+    # securesystemslib and the signer back-ends they pull in (boto3 among them).
+    from bastion.signing.services import targets_changed
+
+    targets_changed(project, **kwargs)  # type: ignore[arg-type]
+
+
 class SigningConfig(AppConfig):
     name = "bastion.signing"
     label = "signing"
@@ -9,6 +17,5 @@ class SigningConfig(AppConfig):
         # Yanks, un-yanks, deletions and status changes re-sign the project's bin, then snapshot
         # and timestamp, in their own transaction (projects never imports signing).
         from bastion.projects.services import on_metadata_changed
-        from bastion.signing.services import targets_changed
 
-        on_metadata_changed(targets_changed)
+        on_metadata_changed(_targets_changed)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -32,6 +33,15 @@ def file_key(blake2_256: str, filename: str) -> str:
 
 def metadata_key(key: str) -> str:
     return key + ".metadata"
+
+
+def is_key(name: str) -> bool:
+    """Whether ``name`` is a key bastion could have made (listings skip anything else)."""
+    try:
+        check_key(name)
+    except ValueError:
+        return False
+    return True
 
 
 def check_key(key: str) -> str:
@@ -65,3 +75,8 @@ class BlobStore(Protocol):
 
     def url(self, key: str) -> str | None:
         """A URL a client may fetch the blob from directly, or None to stream it ourselves."""
+
+    def entries(self) -> Iterator[tuple[str, datetime]]:
+        """Every blob's key and last modification (aware, UTC), in no particular order; only
+        names that are valid keys (a half-written temporary file or a stranger is not one).
+        For ``bastion storage sweep``."""

@@ -6,10 +6,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from bastion.storage.base import CHUNK_SIZE, BlobNotFound, StorageError, check_key
+from bastion.storage.base import CHUNK_SIZE, BlobNotFound, StorageError, check_key, is_key
 
 
 class LocalBlobStore:
@@ -81,6 +82,18 @@ class LocalBlobStore:
 
     def url(self, key: str) -> str | None:
         return None
+
+    def entries(self) -> Iterator[tuple[str, datetime]]:
+        if not self.root.is_dir():
+            return
+        for path in self.root.rglob("*"):
+            key = path.relative_to(self.root).as_posix()
+            if is_key(key) and not path.name.startswith(".tmp-"):  # (see _write)
+                try:
+                    modified = path.stat().st_mtime
+                except FileNotFoundError:  # removed meanwhile
+                    continue
+                yield key, datetime.fromtimestamp(modified, UTC)
 
 
 def _stream(handle: BinaryIO, start: int, length: int | None) -> Iterator[bytes]:

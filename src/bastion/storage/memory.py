@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bastion.storage.base import BlobNotFound, StorageError, check_key
@@ -11,6 +12,7 @@ from bastion.storage.base import BlobNotFound, StorageError, check_key
 class MemoryBlobStore:
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
+        self.modified: dict[str, datetime] = {}
 
     def put(self, key: str, source: Path) -> None:
         check_key(key)
@@ -19,9 +21,11 @@ class MemoryBlobStore:
         except OSError as exc:
             raise StorageError(f"could not store {key}: {exc.strerror}") from exc
         self.blobs[key] = data
+        self.modified[key] = datetime.now(UTC)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self.blobs[check_key(key)] = bytes(data)
+        self.modified[key] = datetime.now(UTC)
 
     def exists(self, key: str) -> bool:
         return check_key(key) in self.blobs
@@ -42,6 +46,11 @@ class MemoryBlobStore:
 
     def delete(self, key: str) -> None:
         self.blobs.pop(check_key(key), None)
+        self.modified.pop(key, None)
 
     def url(self, key: str) -> str | None:
         return None
+
+    def entries(self) -> Iterator[tuple[str, datetime]]:
+        for key in list(self.blobs):
+            yield key, self.modified.get(key, datetime.now(UTC))

@@ -9,13 +9,15 @@ usual ``AWS_*`` credentials in the environment. Optional query parameters: ``reg
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from storages.backends.s3 import S3Storage
 
-from bastion.storage.base import CHUNK_SIZE, BlobNotFound, StorageError, check_key
+from bastion.storage.base import CHUNK_SIZE, BlobNotFound, StorageError, check_key, is_key
 
 
 def _code(exc: ClientError) -> str:
@@ -47,6 +49,15 @@ class S3BlobStore:
             options["endpoint_url"] = query["endpoint_url"]
         if "region" in query:
             options["region_name"] = query["region"]
+        # An unreachable store is a quick 503 (bastion.outages), not a minute of retries: one
+        # retry, a 5 s connect timeout (twine and uv retry a failed upload themselves).
+        options["client_config"] = Config(
+            s3={"addressing_style": options["addressing_style"]},
+            signature_version="s3v4",
+            connect_timeout=5,
+            read_timeout=60,
+            retries={"max_attempts": 2, "mode": "standard"},
+        )
         self._storage = S3Storage(**options)
 
     def _object(self, key: str):  # type: ignore[no-untyped-def]
@@ -123,6 +134,20 @@ class S3BlobStore:
         if not self.redirect:
             return None
         return str(self._storage.url(check_key(key)))
+
+    def entries(self) -> Iterator[tuple[str, datetime]]:
+        location = self._storage.location.strip("/")
+        prefix = location + "/" if location else ""
+        try:
+            for item in self._storage.bucket.objects.filter(Prefix=prefix):
+                key = item.key[len(prefix) :]
+                if is_key(key):
+                    modified = item.last_modified
+                    if modified.tzinfo is None:
+                        modified = modified.replace(tzinfo=UTC)
+                    yield key, modified
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"could not list the bucket: {exc}") from exc
 
     def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist (``bastion migrate`` and ``serve`` call this)."""

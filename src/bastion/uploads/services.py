@@ -25,6 +25,7 @@ from bastion.core.dists import DistributionRejected, ValidatedDistribution, vali
 from bastion.core.dists.policy import Policy
 from bastion.core.names import confusable_key, is_valid_name, normalize_name
 from bastion.core.versions import canonical_version, parse_version
+from bastion.outages import RETRY_AFTER
 from bastion.projects.models import File, FilenameRecord, Project, ProjectStatus, Release
 from bastion.projects.queries import can_upload, project_by_name, similar_project
 from bastion.projects.services import (
@@ -35,7 +36,6 @@ from bastion.projects.services import (
     reservation_message,
 )
 from bastion.security.errors import TokenInvalid
-from bastion.signing import services as signing
 from bastion.storage import BlobStore, StorageError, file_key, metadata_key
 from bastion.tokens import services as token_services
 from bastion.tokens.services import AuthenticatedToken
@@ -128,6 +128,7 @@ def _count_project_creation(actor: Actor, now: datetime) -> None:
                 "ratelimit.unavailable",
                 "New projects cannot be created right now (the rate-limit store is "
                 "unavailable); retry later. Uploads to existing projects still work.",
+                headers={"Retry-After": str(RETRY_AFTER)},
             ) from None
         if used > limit.count:
             raise _creation_refused(limit, now)
@@ -277,21 +278,29 @@ def upload_distribution(
     dist = _validate(request, new_project=project is None)
 
     key = file_key(dist.hashes.blake2b_256, dist.filename)
+    stored = False
     try:
-        store.put(key, request.content.path)
+        store.put(key, request.content.path)  # all or nothing: nothing to remove if it fails
+        stored = True
         if dist.packagetype == "bdist_wheel":
             store.put_bytes(metadata_key(key), dist.metadata_bytes)
     except StorageError as exc:
         log.error("storing %s failed: %s", dist.filename, exc)
-        _forget_blob(store, key)
+        if stored:
+            _forget_blob(store, key)
         raise UploadError(
-            503, "upload.storage-unavailable", "Storage is unavailable; retry later."
+            503,
+            "upload.storage-unavailable",
+            "Storage is unavailable; retry later.",
+            headers={"Retry-After": str(RETRY_AFTER)},
         ) from None
     try:
         with transaction.atomic():
             outcome = _record(actor=actor, request=request, dist=dist, key=key, now=now)
             token_services.record_use(token, actor=actor, now=now)
             if outcome.created:  # TUF: bin, snapshot, timestamp, under the index lock (ADR 0005)
+                from bastion.signing import services as signing  # loaded on first use
+
                 signing.targets_changed(dist.name, now=now)
     except BaseException:
         if not File.objects.filter(storage_key=key).exists():

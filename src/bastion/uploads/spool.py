@@ -52,6 +52,41 @@ class ParsedBody:
             self.content.discard()
 
 
+def spool_prefix(pid: int | None = None) -> str:
+    """Spool files are named after the process writing them: ``upload-<pid>-...``."""
+    return f"upload-{os.getpid() if pid is None else pid}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    try:  # a killed process not reaped yet (a zombie) is gone all the same
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def remove_abandoned_spool_files(spool_dir: Path) -> int:
+    """Remove spool files whose process is gone (a worker killed mid-upload); ``bastion serve``
+    calls this at start. The spool is local to one machine, so a process id says it all.
+    Returns how many were removed."""
+    removed = 0
+    for path in spool_dir.glob("upload-*-*"):
+        pid = path.name.split("-", 2)[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            try:
+                path.unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+    return removed
+
+
 class _HashingSpoolHandler(FileUploadHandler):
     """Spools the ``content`` part to disk, hashing it as it arrives; drops other file parts."""
 
@@ -84,7 +119,7 @@ class _HashingSpoolHandler(FileUploadHandler):
             self.duplicate_content = True
             return
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        descriptor, name = tempfile.mkstemp(dir=self.spool_dir, prefix="upload-")
+        descriptor, name = tempfile.mkstemp(dir=self.spool_dir, prefix=spool_prefix())
         self._handle = os.fdopen(descriptor, "wb")
         self._path = Path(name)
         self._name = file_name

@@ -183,6 +183,21 @@ class BlobStoreContract:
         with pytest.raises(ValueError, match="not a valid storage key"):
             store.delete(key)
 
+    def test_entries_list_blobs_with_their_modification_time(self, store: BlobStore) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        data = unique_bytes(100)
+        key = key_for(data)
+        before = datetime.now(UTC) - timedelta(minutes=5)
+        store.put_bytes(key, data)
+        store.put_bytes(metadata_key(key), b"Metadata-Version: 2.1\n")
+        listed = dict(store.entries())
+        assert {key, metadata_key(key)} <= set(listed)
+        assert before <= listed[key] <= datetime.now(UTC) + timedelta(minutes=5)
+        store.delete(key)
+        store.delete(metadata_key(key))
+        assert key not in dict(store.entries())
+
     def test_no_direct_url_by_default(self, store: BlobStore) -> None:
         data = unique_bytes(10)
         key = key_for(data)

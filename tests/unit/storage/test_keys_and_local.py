@@ -4,6 +4,7 @@ contract run over the local and in-memory stores (the S3 run is in tests/integra
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
 import stat
@@ -295,3 +296,12 @@ def test_memory_store_keeps_its_own_copy(tmp_path: Path) -> None:
     store.put_bytes(key, data)  # type: ignore[arg-type]
     data[:] = b"changed"
     assert read_all(store, key) == b"mutable"
+
+
+def test_entries_skip_temporary_and_foreign_files(store: LocalBlobStore) -> None:
+    data = b"a blob"
+    key = file_key(hashlib.blake2b(data, digest_size=32).hexdigest(), "demo-1.0.tar.gz")
+    store.put_bytes(key, data)
+    (store.local_path(key).parent / ".tmp-half-written").write_bytes(b"half")
+    (store.root / "README").write_text("not a blob")
+    assert [listed for listed, _ in store.entries()] == [key]
