@@ -77,45 +77,57 @@ def initialized() -> bool:
 # --- the online key, cached per process ---------------------------------------------------
 
 _cache_lock = threading.Lock()
-_root_cache: dict[bytes, Root] = {}
-_targets_cache: dict[bytes, SuccinctRoles] = {}
+# (root version, targets version) -> their parsed roles, for versions this process saw committed.
+_roles_cache: dict[tuple[int, int], tuple[Root, SuccinctRoles]] = {}
 _signer_cache: dict[tuple[str, str], Signer] = {}
 
 
-def _current(role: str) -> tuple[int, bytes]:
-    version = DatabaseRepository.current_version(role)
-    if version is None:
+def _remember_roles(versions: tuple[int, int], roles: tuple[Root, SuccinctRoles]) -> None:
+    with _cache_lock:
+        _roles_cache.clear()
+        _roles_cache[versions] = roles
+
+
+def _trusted_roles() -> tuple[int, Root, SuccinctRoles] | None:
+    """The current root (version, role) and the bins targets delegates to, or None before
+    ``bastion tuf init``: one query for both versions; parsed once per process per versions.
+
+    A version is unique per role, so once committed it names one content; what this
+    transaction itself wrote (a rotation) is parsed but only remembered if it commits.
+    """
+    versions = dict(
+        CurrentRole.objects.filter(role__in=(Root.type, Targets.type)).values_list(
+            "role", "version"
+        )
+    )
+    if Root.type not in versions or Targets.type not in versions:
+        return None
+    key = (versions[Root.type], versions[Targets.type])
+    roles = _roles_cache.get(key)
+    if roles is None:
+        root = Metadata.from_bytes(DatabaseRepository.body(Root.type, key[0])).signed
+        targets = Metadata.from_bytes(DatabaseRepository.body(Targets.type, key[1])).signed
+        assert isinstance(root, Root) and isinstance(targets, Targets)
+        parsed = (root, bins_of(targets))
+        transaction.on_commit(lambda: _remember_roles(key, parsed))
+        roles = parsed
+    return key[0], roles[0], roles[1]
+
+
+def _current_roles() -> tuple[int, Root, SuccinctRoles]:
+    roles = _trusted_roles()
+    if roles is None:
         raise NotInitialized("the signed repository is not initialized (bastion tuf init)")
-    return version, DatabaseRepository.body(role, version)
+    return roles
 
 
 def _current_root() -> tuple[int, Root]:
-    """The current root, parsed once per process and version (keyed by its bytes' hash)."""
-    version, body = _current(Root.type)
-    digest = hashlib.sha256(body).digest()
-    root = _root_cache.get(digest)
-    if root is None:
-        signed = Metadata.from_bytes(body).signed
-        assert isinstance(signed, Root)
-        root = signed
-        with _cache_lock:
-            _root_cache.clear()
-            _root_cache[digest] = root
+    version, root, _bins = _current_roles()
     return version, root
 
 
 def _current_bins() -> SuccinctRoles:
-    _version, body = _current(Targets.type)
-    digest = hashlib.sha256(body).digest()
-    succinct = _targets_cache.get(digest)
-    if succinct is None:
-        signed = Metadata.from_bytes(body).signed
-        assert isinstance(signed, Targets)
-        succinct = bins_of(signed)
-        with _cache_lock:
-            _targets_cache.clear()
-            _targets_cache[digest] = succinct
-    return succinct
+    return _current_roles()[2]
 
 
 def bin_for(path: str) -> str:
@@ -203,6 +215,7 @@ def _sync_project(name: str, succinct: SuccinctRoles, changes: _Changes, now: da
         changes.bins.update(existing[path].bin for path in gone)
         Target.objects.filter(path__in=gone).delete()
         SignedPage.objects.filter(path__in=gone, superseded=None).update(superseded=now)
+    added = []
     for path, (length, sha256, blake2) in desired.items():
         old = existing.get(path)
         if old is not None and (old.length, old.sha256, old.blake2b_256) == (
@@ -214,23 +227,31 @@ def _sync_project(name: str, succinct: SuccinctRoles, changes: _Changes, now: da
         index = bin_index(succinct.get_role_for_target(path))
         changes.bins.add(index)
         if old is None:
-            Target.objects.create(
-                path=path,
-                project=name,
-                bin=index,
-                length=length,
-                sha256=sha256,
-                blake2b_256=blake2,
+            added.append(
+                Target(
+                    path=path,
+                    project=name,
+                    bin=index,
+                    length=length,
+                    sha256=sha256,
+                    blake2b_256=blake2,
+                )
             )
         else:
             Target.objects.filter(pk=old.pk).update(
                 length=length, sha256=sha256, blake2b_256=blake2
             )
+    Target.objects.bulk_create(added)
     serial = Project.objects.filter(normalized_name=name).values_list("serial", flat=True).first()
     if serial is None:
         SignedProject.objects.filter(project=name).delete()
     else:
-        SignedProject.objects.update_or_create(project=name, defaults={"serial": serial})
+        SignedProject.objects.bulk_create(
+            [SignedProject(project=name, serial=serial)],
+            update_conflicts=True,
+            unique_fields=["project"],
+            update_fields=["serial"],
+        )
 
 
 def _bin_contents(indexes: Iterable[int]) -> dict[int, list[TargetRow]]:
@@ -264,9 +285,10 @@ def sign_project(project: Project | str, *, now: datetime | None = None) -> bool
     now = now or timezone.now()
     with transaction.atomic():
         lock_index()
-        if not initialized():
+        roles = _trusted_roles()
+        if roles is None:
             return False
-        succinct = _current_bins()
+        succinct = roles[2]
         repository = _online_repository(now)
         changes = _Changes()
         _sync_project(name, succinct, changes, now)
