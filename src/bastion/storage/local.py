@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -43,14 +45,40 @@ class LocalBlobStore:
             raise
 
     def put(self, key: str, source: Path) -> None:
-        def fill(handle: BinaryIO) -> None:
-            with open(source, "rb") as reader:
-                shutil.copyfileobj(reader, handle, CHUNK_SIZE)
-
         try:
-            self._write(key, fill)
+            if not self._put_linked(key, source):
+                self._write(key, lambda handle: _copy_into(source, handle))
         except OSError as exc:
             raise StorageError(f"could not store {key}: {exc.strerror}") from exc
+
+    def _put_linked(self, key: str, source: Path) -> bool:
+        """Store ``source`` under ``key`` without copying it: a second name for the same file
+        (the upload spool is in the data directory, usually on this file system), made durable
+        and then renamed into place like any write. False when the file systems differ."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.parent / f".tmp-{secrets.token_hex(8)}"
+        try:
+            os.link(source, temp)
+        except OSError as exc:
+            if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                return False
+            raise
+        try:
+            descriptor = os.open(temp, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+            os.chmod(temp, 0o644)
+            os.replace(temp, target)
+        except BaseException:
+            try:
+                os.unlink(temp)
+            except FileNotFoundError:
+                pass
+            raise
+        return True
 
     def put_bytes(self, key: str, data: bytes) -> None:
         try:
@@ -109,3 +137,8 @@ def _stream(handle: BinaryIO, start: int, length: int | None) -> Iterator[bytes]
             if remaining is not None:
                 remaining -= len(chunk)
             yield chunk
+
+
+def _copy_into(source: Path, handle: BinaryIO) -> None:
+    with open(source, "rb") as reader:
+        shutil.copyfileobj(reader, handle, CHUNK_SIZE)

@@ -8,6 +8,7 @@ import hashlib
 import os
 import shutil
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -157,6 +158,17 @@ def store(tmp_path: Path) -> LocalBlobStore:
     return LocalBlobStore(tmp_path / "files")
 
 
+@pytest.fixture
+def foreign_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory on another file system than the store (the copy path: no link across)."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system (/dev/shm) on this machine")
+    directory = Path(tempfile.mkdtemp(dir=shm, prefix="bastion-test-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 def leftovers(store: LocalBlobStore) -> list[str]:
     """Every regular file under the store's root, relative (temp files included)."""
     if not store.root.exists():
@@ -236,14 +248,14 @@ def copy_part_then_fail(store: LocalBlobStore, exception: BaseException, seen: l
 )
 def test_copy_failing_midway_leaves_no_target_and_no_temp_file(
     store: LocalBlobStore,
-    tmp_path: Path,
+    foreign_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
     fault: BaseException,
     expected: type[BaseException],
 ) -> None:
     data = unique_bytes(100_000)
     key = key_for(data)
-    source = tmp_path / "in.whl"
+    source = foreign_dir / "in.whl"
     source.write_bytes(data)
     seen: list[int] = []
     monkeypatch.setattr(shutil, "copyfileobj", copy_part_then_fail(store, fault, seen))
@@ -255,17 +267,50 @@ def test_copy_failing_midway_leaves_no_target_and_no_temp_file(
 
 
 def test_failed_overwrite_keeps_the_previous_blob(
-    store: LocalBlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: LocalBlobStore, foreign_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = key_for(b"keep me")
     store.put_bytes(key, b"the previous, complete blob")
-    source = tmp_path / "in.whl"
+    source = foreign_dir / "in.whl"
     source.write_bytes(b"a replacement that never completes")
     fault = OSError(errno.EIO, "Input/output error")
     monkeypatch.setattr(shutil, "copyfileobj", copy_part_then_fail(store, fault, []))
     with pytest.raises(StorageError):
         store.put(key, source)
     assert read_all(store, key) == b"the previous, complete blob"
+    assert leftovers(store) == [key]
+
+
+def test_put_on_the_same_file_system_links_instead_of_copying(
+    store: LocalBlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = unique_bytes(100_000)
+    key = key_for(data)
+    source = tmp_path / "spooled.whl"
+    source.write_bytes(data)
+    source.chmod(0o600)
+
+    def no_copy(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("copied although a link was possible")
+
+    monkeypatch.setattr(shutil, "copyfileobj", no_copy)
+    store.put(key, source)
+    stored = store.local_path(key)
+    assert stored.stat().st_ino == source.stat().st_ino and stored.stat().st_nlink == 2
+    assert stored.stat().st_mode & 0o777 == 0o644
+    source.unlink()  # the request's spool file goes away; the blob stays
+    assert read_all(store, key) == data
+    assert leftovers(store) == [key]
+
+
+def test_put_across_file_systems_copies(store: LocalBlobStore, foreign_dir: Path) -> None:
+    data = unique_bytes(100_000)
+    key = key_for(data)
+    source = foreign_dir / "spooled.whl"
+    source.write_bytes(data)
+    store.put(key, source)
+    assert store.local_path(key).stat().st_nlink == 1
+    assert read_all(store, key) == data
     assert leftovers(store) == [key]
 
 
