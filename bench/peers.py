@@ -380,7 +380,8 @@ def step_rss500(h: Harness, a: argparse.Namespace) -> None:
         big_dir.mkdir(parents=True, exist_ok=True)
         import random
 
-        payload = random.Random(mb).randbytes(mb * 1024 * 1024)
+        chunks = random.Random(mb)  # randbytes of 500 MB at once overflows: 1 MB at a time
+        payload = b"".join(chunks.randbytes(1024 * 1024) for _ in range(mb))
         gen.build_wheel(
             str(big_dir),
             "bigdata-rss-probe",
