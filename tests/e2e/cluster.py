@@ -255,6 +255,8 @@ class Cluster:
             BASTION_SECRET_KEY="cluster-" + secrets.token_urlsafe(40),
             BASTION_BASE_URL=f"http://{LOOPBACK}:{ports[0]}",  # the load balancer's address
             BASTION_DATA_DIR=str(self.root / "admin"),
+            # signed metadata (TUF): `set_up` runs `bastion tuf init` into this directory
+            BASTION_TUF_ONLINE_KEY=f"file2:{self.root / 'tuf-keys' / 'online.pem'}",
         )
         self.env = env
         for number, port in enumerate(ports):
@@ -280,8 +282,13 @@ class Cluster:
         return result.stdout.strip()
 
     def set_up(self) -> None:
-        """Migrate once, create alice and her token, start both nodes."""
+        """Migrate once, sign the repository (TUF), create alice and her token, start both
+        nodes."""
         self.cli("migrate")
+        self.cli(
+            "tuf", "init", "--keys-dir", str(self.root / "tuf-keys"), "--root-keys", "1",
+            "--root-threshold", "1", "--bins", "16",
+        )
         self.cli("user", "create", "alice", "--email", "alice@example.com")
         self.token = self.cli("token", "create", "alice", "--name", "cluster")
         for node in self.nodes:

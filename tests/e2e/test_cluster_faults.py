@@ -10,6 +10,10 @@ PostgreSQL, a SeaweedFS S3 gateway and a private Redis, all real processes (test
 * PostgreSQL down (a private cluster stopped with ``pg_ctl -m immediate``): every request
   that needs the database, the simple-page fast path included, is a 503 naming it; /healthz
   names it; service resumes by itself when it is back.
+* Parallel first uploads of one new project through both nodes, all queued on the index lock
+  at once (held by the test, seen waiting in ``pg_stat_activity``): one project, every file
+  once (rows and objects), each upload listed by both nodes as soon as it returns, one valid
+  audit chain, one linear signed history that python-tuf's ngclient accepts.
 * ``kill -9`` of a node in the middle of an upload, once while the body is in flight, once in
   the window between storing the blob and committing the rows (aimed at by holding the index
   lock the commit needs, seen waiting in ``pg_stat_activity``): no row and no event; the blob
@@ -28,6 +32,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -492,3 +497,116 @@ def test_nodes_log_no_tracebacks(cluster: Cluster) -> None:
         for line in lines:
             assert "WARNING bastion.outages: 503 for" in line, line
     _assert_no_500s(*cluster.nodes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Concurrency: the first files of one new project, through both nodes at once
+
+RACE_UPLOADS = 6
+WAITING_ON_THE_INDEX_LOCK = """
+    SELECT count(*) FROM pg_stat_activity
+    WHERE datname = current_database() AND wait_event_type = 'Lock'
+      AND query LIKE '%%projects_index_state%%'
+"""
+
+
+def test_parallel_first_uploads_through_both_nodes(cluster: Cluster, tmp_path: Path) -> None:
+    project = "cluster-race"
+    wheels = [_wheel(tmp_path / f"w{n}", project, f"1.{n}") for n in range(RACE_UPLOADS)]
+    auth = {
+        "Authorization": "Basic "
+        + base64.b64encode(f"__token__:{cluster.token}".encode()).decode()
+    }
+    go = threading.Event()
+    seen_at_return: dict[str, list[bool]] = {}
+
+    def upload(number: int) -> int:
+        node = cluster.nodes[number % 2]
+        fields, files = wheel_form(wheels[number])
+        go.wait(30)
+        response = requests.post(
+            node.upload_url, data=fields, files=files, headers=auth, timeout=120
+        )
+        if response.status_code == 200:  # as soon as it returns, both nodes list it
+            seen_at_return[wheels[number].name] = [
+                wheels[number].name in each.simple_files(project) for each in cluster.nodes
+            ]
+        return response.status_code
+
+    with psycopg.connect(cluster.database_url) as holder:
+        # The index lock every upload's decision takes: all of them pass their checks before
+        # it (the project does not exist yet), then wait for it together.
+        holder.execute("SELECT id FROM projects_index_state WHERE id = 1 FOR UPDATE")
+        with ThreadPoolExecutor(max_workers=RACE_UPLOADS) as pool:
+            futures = [pool.submit(upload, n) for n in range(RACE_UPLOADS)]
+            go.set()
+            queued = _wait_until_queued(cluster.database_url, RACE_UPLOADS)
+            holder.commit()
+            statuses = [future.result() for future in futures]
+    assert statuses == [200] * RACE_UPLOADS
+    assert queued == RACE_UPLOADS, f"only {queued} uploads queued on the index lock together"
+    assert seen_at_return == {w.name: [True, True] for w in wheels}
+
+    (count,) = cluster.query(
+        "SELECT count(*) FROM projects_project WHERE normalized_name = %s", project
+    )[0]
+    assert count == 1
+    for wheel in wheels:
+        assert cluster.file_rows(wheel.name) == 1
+        assert len(cluster.objects_named(wheel.name)) == 2  # the wheel and its metadata
+        assert cluster.events_naming(wheel.name) == ["file.uploaded"]
+    expected = {wheel.name for wheel in wheels}
+    for node in cluster.nodes:
+        assert set(node.simple_files(project)) == expected
+    assert "intact" in cluster.cli("audit", "verify").lower()
+    _check_signed_history(cluster, project, wheels, tmp_path / "tuf-client")
+
+
+def _wait_until_queued(url: str, wanted: int, timeout: float = 30.0) -> int:
+    most = 0
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as monitor:
+        while time.monotonic() < deadline and most < wanted:
+            (waiting,) = monitor.execute(WAITING_ON_THE_INDEX_LOCK).fetchone() or (0,)
+            most = max(most, int(waiting))
+            time.sleep(0.02)
+    return most
+
+
+def _check_signed_history(
+    cluster: Cluster, project: str, wheels: list[Path], where: Path
+) -> None:
+    """Every snapshot and timestamp version from 1 to the current once (no fork, none lost),
+    and a fresh ngclient trusting 1.root.json (metadata from node 0, files from node 1)
+    verifies every wheel and the project's pages."""
+    from tuf.ngclient import Updater
+
+    for role in ("snapshot", "timestamp"):
+        rows = cluster.query(
+            "SELECT version FROM signing_signedmetadata WHERE role = %s ORDER BY version", role
+        )
+        (current,) = cluster.query(
+            "SELECT version FROM signing_currentrole WHERE role = %s", role
+        )[0]
+        assert [version for (version,) in rows] == list(range(1, current + 1)), role
+    (root,) = cluster.query(
+        "SELECT body FROM signing_signedmetadata WHERE role = 'root' AND version = 1"
+    )[0]
+    (where / "metadata").mkdir(parents=True)
+    (where / "targets").mkdir()
+    node0, node1 = cluster.nodes
+    updater = Updater(
+        metadata_dir=str(where / "metadata"),
+        metadata_base_url=node0.url("/tuf/"),
+        target_dir=str(where / "targets"),
+        target_base_url=node1.url("/files/"),
+        bootstrap=bytes(root),
+    )
+    updater.refresh()
+    for wheel in wheels:
+        key = _file_url(node0, project, wheel.name).split("/files/", 1)[1].split("#")[0]
+        info = updater.get_targetinfo(key)
+        assert info is not None, f"{key} is not signed"
+        assert Path(updater.download_target(info)).read_bytes() == wheel.read_bytes()
+    for page in ("index.html", "index.json"):
+        assert updater.get_targetinfo(f"simple/{project}/{page}") is not None
