@@ -223,24 +223,22 @@ class DatabaseRepository(Repository):
         roles), then timestamp; ``snapshot=False`` with nothing else re-signs the timestamp only.
 
         The online roles are built as plain dicts from the Target rows and the current
-        snapshot's JSON, serialized once and signed once each, and stored in four queries: the
+        snapshot's JSON, serialized once and signed once each, and stored in three queries: the
         cost depends on the three roles touched and the bin count, not on the number of targets
         in the repository (bench/tuf_signing.py).
         """
-        bins = (
-            {bin_name(succinct, index): rows for index, rows in contents.items()}
-            if contents
-            else {}
-        )
-        if bins and succinct is None:  # pragma: no cover - callers pass the delegation
-            raise NotInitialized("bins without their delegation")
-        changed = dict(extra or {})
+        bins: dict[str, Iterable[TargetRow]] = {}
+        if contents:
+            if succinct is None:  # pragma: no cover - callers pass the delegation
+                raise NotInitialized("bins without their delegation")
+            bins = {bin_name(succinct, index): rows for index, rows in contents.items()}
         current = dict(
             CurrentRole.objects.filter(role__in=[*bins, Snapshot.type, Timestamp.type]).values_list(
                 "role", "version"
             )
         )
-        signed: list[tuple[str, dict[str, Any]]] = []
+        changed = dict(extra or {})
+        stored: list[tuple[str, dict[str, Any], bytes]] = []
         for name, rows in bins.items():
             version = current[name] + 1 if name in current else 1
             targets = Targets(version=version, expires=self._expires(name)).to_dict()
@@ -248,24 +246,22 @@ class DatabaseRepository(Repository):
                 path: {"hashes": {"sha256": sha256, "blake2b-256": blake2}, "length": length}
                 for path, length, sha256, blake2 in rows
             }
-            signed.append((name, targets))
+            stored.append((name, targets, self._envelope(name, targets)))
             changed[name] = version
+        new_snapshot: tuple[int, dict[str, Any]] | None = None
         if snapshot or changed:
             meta = self._current_snapshot_meta(current.get(Snapshot.type))
             for role, version in changed.items():
                 meta[f"{role}.json"] = {"version": version}
             version = current.get(Snapshot.type, 0) + 1
-            body = Snapshot(version=version, expires=self._expires(Snapshot.type)).to_dict()
-            body["meta"] = meta
-            signed.append((Snapshot.type, body))
-        stored = [(role, data, self._envelope(role, data)) for role, data in signed]
-        if stored and stored[-1][0] == Snapshot.type:
-            _role, data, snapshot_body = stored[-1]
+            data = Snapshot(version=version, expires=self._expires(Snapshot.type)).to_dict()
+            data["meta"] = meta
+            envelope = self._envelope(Snapshot.type, data)
+            stored.append((Snapshot.type, data, envelope))
             self._snapshot_info = MetaFile(
-                data["version"],
-                len(snapshot_body),
-                {"sha256": hashlib.sha256(snapshot_body).hexdigest()},
+                version, len(envelope), {"sha256": hashlib.sha256(envelope).hexdigest()}
             )
+            new_snapshot = (version, meta)
         timestamp = Timestamp(
             version=current.get(Timestamp.type, 0) + 1,
             expires=self._expires(Timestamp.type),
@@ -273,8 +269,8 @@ class DatabaseRepository(Repository):
         ).to_dict()
         stored.append((Timestamp.type, timestamp, self._envelope(Timestamp.type, timestamp)))
         self._store(stored)
-        if snapshot or changed:
-            written = (body["version"], meta)
+        if new_snapshot is not None:
+            written = new_snapshot
             # Only once committed: a rolled-back version must never be taken for the current one
             # (Django drops this callback with a rolled-back savepoint).
             transaction.on_commit(lambda: _remember_snapshot(*written))
