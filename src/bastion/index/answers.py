@@ -6,6 +6,7 @@ answered without Django carries the same headers as one answered through it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bastion.headers import CONTENT_SECURITY_POLICY
@@ -75,32 +76,44 @@ def cached_answer(
 ) -> Answer | None:
     """The answer from the current cached rendering, or None on a miss.
 
-    A revalidation whose ETag is current gets its 304 from the ETag alone, without loading the
-    page body.
+    One freshness query (the current ETag); a revalidation whose ETag is current gets its 304
+    from it alone, without loading the page body.
     """
-    if if_none_match:
-        current = pages.cached_etag(project_name, kind)
-        if current is not None and etag_matches(
-            if_none_match, representation_etag(current, content_type)
-        ):
-            return page_answer(current, content_type, method=method, if_none_match=if_none_match)
-    page = pages.cached_page(project_name, kind)
-    if page is None:
-        return None
-    return page_answer(page, content_type, method=method, if_none_match=if_none_match)
+    return _from_cache(
+        pages.cached_etag(project_name, kind),
+        lambda current: pages.with_project_body(current, project_name, kind),
+        content_type,
+        method=method,
+        if_none_match=if_none_match,
+    )
 
 
 def cached_root_answer(
     kind: str, content_type: str, *, method: str, if_none_match: str | None
 ) -> Answer | None:
     """``cached_answer`` for the ``/simple/`` root."""
-    if if_none_match:
-        current = pages.cached_root_etag(kind)
-        if current is not None and etag_matches(
-            if_none_match, representation_etag(current, content_type)
-        ):
-            return page_answer(current, content_type, method=method, if_none_match=if_none_match)
-    page = pages.cached_root(kind)
-    if page is None:
+    return _from_cache(
+        pages.cached_root_etag(kind),
+        lambda current: pages.with_root_body(current, kind),
+        content_type,
+        method=method,
+        if_none_match=if_none_match,
+    )
+
+
+def _from_cache(
+    current: Page | None,
+    with_body: Callable[[Page], Page | None],
+    content_type: str,
+    *,
+    method: str,
+    if_none_match: str | None,
+) -> Answer | None:
+    if current is None:
         return None
-    return page_answer(page, content_type, method=method, if_none_match=if_none_match)
+    if not etag_matches(if_none_match, representation_etag(current, content_type)):
+        page = with_body(current)
+        if page is None:
+            return None
+        current = page
+    return page_answer(current, content_type, method=method, if_none_match=if_none_match)

@@ -87,19 +87,33 @@ def cached_page(project_name: str, kind: str) -> Page | None:
     come from this worker's memory when it has served that ETag before. ETags hash the body,
     so a body found under an ETag is always the right one.
     """
-    current = cached_etag(project_name, kind)
+    return with_project_body(cached_etag(project_name, kind), project_name, kind)
+
+
+def with_project_body(current: Page | None, project_name: str, kind: str) -> Page | None:
+    """``current`` (a project page's ETag and serial) with its body, or None."""
+    return _with_body(current, project__normalized_name=project_name, kind=kind)
+
+
+def with_root_body(current: Page | None, kind: str) -> Page | None:
+    """``current`` (the ``/simple/`` root's ETag and serial) with its body, or None."""
+    return _with_body(current, project__isnull=True, kind=kind)
+
+
+def _with_body(current: Page | None, **rendering: object) -> Page | None:
+    """The body under ``current.etag``: from this worker's memory, else from the rendering's row
+    (``rendering`` picks it out); None when there is no current rendering or it was replaced
+    between the two reads (a miss)."""
     if current is None:
         return None
     body = BODIES.get(current.etag)
     if body is None:
         row = (
-            RenderedPage.objects.filter(
-                project__normalized_name=project_name, kind=kind, etag=current.etag
-            )
+            RenderedPage.objects.filter(**rendering, etag=current.etag)
             .values_list("body", flat=True)
             .first()
         )
-        if row is None:  # replaced between the two reads: treat as a miss
+        if row is None:
             return None
         body = bytes(row)
         BODIES.put(current.etag, body)
@@ -229,21 +243,7 @@ def cached_root_etag(kind: str) -> Page | None:
 
 def cached_root(kind: str) -> Page | None:
     """The current ``/simple/`` rendering, its body from this worker's memory when it has one."""
-    current = cached_root_etag(kind)
-    if current is None:
-        return None
-    body = BODIES.get(current.etag)
-    if body is None:
-        row = (
-            RenderedPage.objects.filter(project__isnull=True, kind=kind, etag=current.etag)
-            .values_list("body", flat=True)
-            .first()
-        )
-        if row is None:  # replaced between the two reads: treat as a miss
-            return None
-        body = bytes(row)
-        BODIES.put(current.etag, body)
-    return Page(body=body, etag=current.etag, serial=current.serial)
+    return with_root_body(cached_root_etag(kind), kind)
 
 
 def root_page(kind: str) -> Page:
