@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -26,23 +27,20 @@ class LocalBlobStore:
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key).split("/"))
 
-    def _write(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
+    def _target(self, key: str) -> Path:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def _write(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
+        target = self._target(key)
         descriptor, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
+        with _removed_on_failure(Path(temp_name)):
             with os.fdopen(descriptor, "wb") as handle:
                 fill(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(temp_name, 0o644)
-            os.replace(temp_name, target)
-        except BaseException:
-            try:
-                os.unlink(temp_name)
-            except FileNotFoundError:
-                pass
-            raise
+            _move_into_place(Path(temp_name), target)
 
     def put(self, key: str, source: Path) -> None:
         try:
@@ -55,8 +53,7 @@ class LocalBlobStore:
         """Store ``source`` under ``key`` without copying it: a second name for the same file
         (the upload spool is in the data directory, usually on this file system), made durable
         and then renamed into place like any write. False when the file systems differ."""
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = self._target(key)
         temp = target.parent / f".tmp-{secrets.token_hex(8)}"
         try:
             os.link(source, temp)
@@ -64,20 +61,13 @@ class LocalBlobStore:
             if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                 return False
             raise
-        try:
+        with _removed_on_failure(temp):
             descriptor = os.open(temp, os.O_RDONLY)
             try:
                 os.fsync(descriptor)
             finally:
                 os.close(descriptor)
-            os.chmod(temp, 0o644)
-            os.replace(temp, target)
-        except BaseException:
-            try:
-                os.unlink(temp)
-            except FileNotFoundError:
-                pass
-            raise
+            _move_into_place(temp, target)
         return True
 
     def put_bytes(self, key: str, data: bytes) -> None:
@@ -142,3 +132,20 @@ def _stream(handle: BinaryIO, start: int, length: int | None) -> Iterator[bytes]
 def _copy_into(source: Path, handle: BinaryIO) -> None:
     with open(source, "rb") as reader:
         shutil.copyfileobj(reader, handle, CHUNK_SIZE)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(temp: Path) -> Iterator[None]:
+    """A temporary file that does not reach its place is removed, whatever stopped it."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def _move_into_place(temp: Path, target: Path) -> None:
+    """A durable temporary file becomes ``target`` atomically (readable by the web server)."""
+    os.chmod(temp, 0o644)
+    os.replace(temp, target)
