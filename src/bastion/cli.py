@@ -348,13 +348,14 @@ def cmd_storage_sweep(args: argparse.Namespace) -> int:
     _setup_django()
     from django.utils import timezone
 
+    from bastion.actors import Actor
     from bastion.storage import StorageError, blob_store
     from bastion.uploads.sweep import sweep_unreferenced_blobs
 
     older_than = parse_duration(args.older_than)
     try:
         report = sweep_unreferenced_blobs(
-            store=blob_store(), older_than=older_than, now=timezone.now()
+            actor=Actor.operator(), store=blob_store(), older_than=older_than, now=timezone.now()
         )
     except StorageError as exc:
         raise CommandError(f"storage: {exc}") from None

@@ -23,6 +23,8 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 
+from bastion.actors import Actor
+from bastion.audit.services import record
 from bastion.projects.models import File
 from bastion.projects.services import lock_index
 from bastion.storage import BlobStore
@@ -49,8 +51,10 @@ def _referenced(file_keys: set[str]) -> set[str]:
 
 
 def sweep_unreferenced_blobs(
-    *, store: BlobStore, older_than: timedelta, now: datetime
+    *, actor: Actor, store: BlobStore, older_than: timedelta, now: datetime
 ) -> SweepReport:
+    """Each removal is an audit event (``storage.blob.removed``, naming the key), written in the
+    transaction that holds the index lock for it: a removal that fails leaves no event."""
     cutoff = now - older_than
     examined = 0
     candidates: list[str] = []
@@ -69,6 +73,7 @@ def sweep_unreferenced_blobs(
                 lock_index()  # no upload records a row meanwhile
                 if File.objects.filter(storage_key=_file_key(key)).exists():
                     continue
+                record("storage.blob.removed", actor=actor, payload={"key": key}, now=now)
                 store.delete(key)
             log.info("removed unreferenced blob %s", key)
             removed.append(key)
