@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -22,25 +21,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+from _inprocess import ROOT, setup_django  # bench/ is on sys.path when run
 
 
 def setup(database_url: str | None) -> None:
-    data = tempfile.mkdtemp(prefix="bastion-bench-audit-")
-    os.environ["BASTION_DATA_DIR"] = data
-    os.environ["BASTION_SECRET_KEY"] = "bench-" + "x" * 40
-    if database_url:
-        os.environ["BASTION_DATABASE_URL"] = database_url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bastion.settings"
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    from django.conf import settings
-
-    settings.ACCOUNT_RATE_LIMITS = False  # measure the trail, not allauth's rate limiter
-    call_command("migrate", verbosity=0)
+    # measure the trail, not allauth's rate limiter
+    setup_django("bastion-bench-audit-", database_url, ACCOUNT_RATE_LIMITS=False)
 
 
 @contextmanager

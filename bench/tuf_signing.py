@@ -14,29 +14,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+from _inprocess import setup_django  # bench/ is on sys.path when run
 
 
 def setup(database_url: str | None) -> None:
-    data = tempfile.mkdtemp(prefix="bastion-bench-tuf-")
-    os.environ["BASTION_DATA_DIR"] = data
-    os.environ["BASTION_SECRET_KEY"] = "bench-" + "x" * 40
-    if database_url:
-        os.environ["BASTION_DATABASE_URL"] = database_url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bastion.settings"
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
+    setup_django("bastion-bench-tuf-", database_url)
 
 
 def fake_target(number: int) -> tuple[str, int, str, str]:
