@@ -192,54 +192,36 @@ def wrk_opts(a: argparse.Namespace) -> list[str]:
     ]
 
 
+def wrk_vs_nginx(
+    h: Harness,
+    a: argparse.Namespace,
+    sut: str,
+    workload: str,
+    conc: str,
+    *extra: str,
+    root: Path | None = None,
+    run_id: str | None = None,
+) -> None:
+    """One harness wrk run of ``sut`` paired with nginx-static (the reference of every ratio)."""
+    h(
+        "wrk", "--server", ADAPTER[sut], "--ref", "nginx", "--workload", workload,
+        "--conc", conc, *extra, *wrk_opts(a), root=root, run_id=run_id,
+    )  # fmt: skip
+
+
 def step_w1(h: Harness, a: argparse.Namespace) -> None:
     prepare(h, "w1", a.force_prepare)
     # Two harness runs per server: c1 HTML only, then c32 HTML and JSON (the table has no c1
     # JSON row; one run with --conc 1,32 would spend a quarter of W1's time on it).
     for sut in SUTS:
-        h(
-            "wrk",
-            "--server",
-            ADAPTER[sut],
-            "--ref",
-            "nginx",
-            "--workload",
-            "w1",
-            "--conc",
-            "1",
-            "--no-json",
-            *wrk_opts(a),
-        )
-        h(
-            "wrk",
-            "--server",
-            ADAPTER[sut],
-            "--ref",
-            "nginx",
-            "--workload",
-            "w1",
-            "--conc",
-            "32",
-            *wrk_opts(a),
-        )
+        wrk_vs_nginx(h, a, sut, "w1", "1", "--no-json")
+        wrk_vs_nginx(h, a, sut, "w1", "32")
 
 
 def step_w2(h: Harness, a: argparse.Namespace) -> None:
     prepare(h, "w2", a.force_prepare)
     for sut in SUTS:
-        h(
-            "wrk",
-            "--server",
-            ADAPTER[sut],
-            "--ref",
-            "nginx",
-            "--workload",
-            "w2",
-            "--conc",
-            "32",
-            "--no-json",
-            *wrk_opts(a),
-        )
+        wrk_vs_nginx(h, a, sut, "w2", "32", "--no-json")
 
 
 def step_w2x100k(h: Harness, a: argparse.Namespace) -> None:
@@ -327,21 +309,7 @@ def step_w2x100k(h: Harness, a: argparse.Namespace) -> None:
     h("prepare", FRONT, "w2", "--force", root=root, run_id=run_id)
     h("prepare", "nginx", "w2", "--force", root=root, run_id=run_id)
     for sut in SUTS:
-        h(
-            "wrk",
-            "--server",
-            ADAPTER[sut],
-            "--ref",
-            "nginx",
-            "--workload",
-            "w2",
-            "--conc",
-            "32",
-            "--no-json",
-            *wrk_opts(a),
-            root=root,
-            run_id=run_id,
-        )
+        wrk_vs_nginx(h, a, sut, "w2", "32", "--no-json", root=root, run_id=run_id)
 
 
 def step_w3(h: Harness, a: argparse.Namespace) -> None:
