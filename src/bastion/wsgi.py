@@ -8,7 +8,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bastion.settings")
 django_application = get_wsgi_application()
 
-from bastion.index.fastpath import SimplePageFastPath  # noqa: E402  (needs Django set up)
+from bastion.index.fastpath import FastPath  # noqa: E402  (needs Django set up)
 from bastion.outages import OutageGuard  # noqa: E402
 
-application = OutageGuard(SimplePageFastPath(django_application))
+application = OutageGuard(FastPath(django_application))

@@ -1,11 +1,14 @@
-"""A thin WSGI layer in front of Django for cache hits on ``/simple/<name>/`` and ``/simple/``.
+"""A thin WSGI layer in front of Django for the reads every install makes: cache hits on
+``/simple/<name>/`` and ``/simple/``, and downloads from ``/files/``.
 
 A GET or HEAD of an already normalized project page, without a query string, whose rendering is
 cached and current, is answered here with the same status, headers and body the Django view
-would give (both use ``answers.page_answer``), skipping Django's middleware. Anything else: a
-miss, an unknown project, a redirect, a 406, any other URL, falls through to Django unchanged.
-So does a request Django would not answer 200: one naming a host outside ALLOWED_HOSTS (Django
-refuses it, ``bastion.hosts``) and, when SECURE_SSL_REDIRECT is on, one not made over https.
+would give (both use ``answers.page_answer``), skipping Django's middleware. So is a download
+whose plan (``files.plan``, which the view sends too) is a whole file from local storage, a HEAD
+or a 304. Anything else: a miss, an unknown project or file, a redirect, a 406, a range, a file
+in object storage, any other URL, falls through to Django unchanged. So does a request Django
+would not answer 200: one naming a host outside ALLOWED_HOSTS (Django refuses it,
+``bastion.hosts``) and, when SECURE_SSL_REDIRECT is on, one not made over https.
 """
 
 from __future__ import annotations
@@ -18,15 +21,20 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from bastion import hosts
-from bastion.index import answers, negotiation, pages
+from bastion.index import answers, files, negotiation, pages
+from bastion.storage.local import LocalBlobStore
 
 _PROJECT_PAGE = re.compile(r"\A/simple/(?:([a-z0-9]+(?:-[a-z0-9]+)*)/)?\Z")  # or the root
+# A file key (urls.py); a last segment "<64 hex>.<name>" is routed to the consistent-snapshot
+# view first there, so it is left to Django here.
+_FILE = re.compile(r"\A/files/([0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{60}/(?![0-9a-f]{64}\.)[^/]+)\Z")
 _STATUS = {200: "200 OK", 304: "304 Not Modified"}
+_FILE_BLOCK = 64 * 1024
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-class SimplePageFastPath:
+class FastPath:
     def __init__(self, application: WSGIApp) -> None:
         self.application = application
         # Read once: the settings Django's get_host() and SecurityMiddleware decide with.
@@ -39,23 +47,58 @@ class SimplePageFastPath:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        answer = self._answer(environ)
-        if answer is None:
-            return self.application(environ, start_response)
-        start_response(_STATUS[answer.status], [*answer.headers, *self.extra_headers])
-        return [answer.body]
-
-    def _answer(self, environ: dict[str, Any]) -> answers.Answer | None:
         method = environ.get("REQUEST_METHOD", "GET")
-        if method not in ("GET", "HEAD") or environ.get("QUERY_STRING"):
-            return None
-        match = _PROJECT_PAGE.match(environ.get("PATH_INFO", ""))
-        if match is None:
-            return None
+        if method in ("GET", "HEAD") and not environ.get("QUERY_STRING") and self._allowed(environ):
+            path = environ.get("PATH_INFO", "")
+            if (page := _PROJECT_PAGE.match(path)) is not None:
+                answer = self._page(page.group(1), method, environ)
+                if answer is not None:
+                    start_response(_STATUS[answer.status], [*answer.headers, *self.extra_headers])
+                    return [answer.body]
+            elif (file := _FILE.match(path)) is not None and "HTTP_RANGE" not in environ:
+                body = self._file(file.group(1), method, environ, start_response)
+                if body is not None:
+                    return body
+        return self.application(environ, start_response)
+
+    def _allowed(self, environ: dict[str, Any]) -> bool:
         if not hosts.host_allowed(hosts.environ_host(environ), self.allowed_hosts):
-            return None  # Django answers 400
-        if self.ssl_redirect and not hosts.environ_is_secure(environ, self.proxy_ssl_header):
-            return None  # Django redirects to https
+            return False  # Django answers 400
+        # Django redirects to https
+        return not self.ssl_redirect or hosts.environ_is_secure(environ, self.proxy_ssl_header)
+
+    def _file(
+        self,
+        path: str,
+        method: str,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+    ) -> Iterable[bytes] | None:
+        close_old_connections()
+        try:
+            download = files.plan(
+                path, method=method, if_none_match=environ.get("HTTP_IF_NONE_MATCH")
+            )
+        finally:
+            close_old_connections()
+        if download.status not in _STATUS:
+            return None  # 404, a redirect: Django's answer
+        body: Iterable[bytes] = []
+        if download.store is not None:
+            if not isinstance(download.store, LocalBlobStore):
+                return None  # streamed from object storage by the view
+            try:
+                handle = open(download.store.local_path(download.blob_key), "rb")
+            except FileNotFoundError:
+                return None  # Django's 404 says the content is missing
+            wrapper = environ.get("wsgi.file_wrapper")  # gunicorn's sends with sendfile
+            body = wrapper(handle, _FILE_BLOCK) if wrapper else _blocks(handle)
+        start_response(_STATUS[download.status], [*download.headers, *self.extra_headers])
+        return body
+
+    def _page(
+        self, project: str | None, method: str, environ: dict[str, Any]
+    ) -> answers.Answer | None:
         chosen = negotiation.choose(environ.get("HTTP_ACCEPT"))
         if chosen is None:
             return None
@@ -63,7 +106,6 @@ class SimplePageFastPath:
         # Django's request_started/finished signals do this for requests it handles.
         close_old_connections()
         try:
-            project = match.group(1)
             if project is None:
                 kind = pages.ROOT_JSON if chosen == negotiation.JSON else pages.ROOT_HTML
                 return answers.cached_root_answer(
@@ -75,3 +117,9 @@ class SimplePageFastPath:
             )
         finally:
             close_old_connections()
+
+
+def _blocks(handle: Any) -> Iterable[bytes]:
+    with handle:
+        while block := handle.read(_FILE_BLOCK):
+            yield block

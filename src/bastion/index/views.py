@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import connection
@@ -19,21 +17,17 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import redirect
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
-from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from bastion.core.names import normalize_name
-from bastion.index import answers, negotiation, pages
+from bastion.index import answers, files, negotiation, pages
 from bastion.index.rendering import BASE, version_key
 from bastion.projects.models import Project, ProjectStatus, Release
 from bastion.projects.queries import files_of
-from bastion.storage import BlobNotFound, blob_store, file_key, metadata_key
+from bastion.storage import BlobNotFound, blob_store, file_key
 from bastion.storage.local import LocalBlobStore
 
 JSON_API_CACHE = "public, max-age=900"
-FILE_CACHE = "public, max-age=31536000, immutable"
 
 
 def _not_found(message: str) -> HttpResponse:
@@ -195,120 +189,43 @@ def _find_release(project: Project, version: str) -> Release | None:
     return Release.objects.filter(project=project, canonical_version=canonical).first()
 
 
-_RANGE = re.compile(r"\Abytes=(\d*)-(\d*)\Z")
-
-
-def _parse_range(header: str, size: int) -> tuple[int, int] | None | str:
-    """(start, end inclusive); None to serve the whole file; "unsatisfiable" for 416."""
-    match = _RANGE.match(header.strip())
-    if not match:
-        return None  # unsupported syntax or several ranges: the whole file (RFC 9110 allows it)
-    first, last = match.groups()
-    if not first and not last:
-        return None
-    if not first:
-        length = int(last)
-        if length == 0:
-            return "unsatisfiable"
-        return (max(0, size - length), size - 1)
-    start = int(first)
-    end = int(last) if last else size - 1
-    if start >= size:
-        return "unsatisfiable"
-    if end < start:
-        return None
-    return (start, min(end, size - 1))
-
-
-# Every install fetches files: the look-up is written out in SQL, as pages.py's freshness checks
-# are (the ORM took longer to build it than the database to answer it).
-_SERVED_FILE_SQL = (
-    "SELECT f.size, f.sha256, f.metadata_sha256, f.upload_time FROM projects_file f"
-    " JOIN projects_project p ON f.project_id = p.id"
-    " WHERE f.storage_key = %s AND p.status <> %s"
-)
-
-
-def _served_file(key: str) -> tuple[int, str, str, datetime] | None:
-    """(size, sha256, metadata sha256, upload time) of a file that is served (its project is
-    not quarantined, PEP 792), or None."""
-    with connection.cursor() as cursor:
-        cursor.execute(_SERVED_FILE_SQL, (key, ProjectStatus.QUARANTINED.value))
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    size, sha256, metadata_sha256, uploaded = row
-    if isinstance(uploaded, str):  # SQLite hands back text; stored in UTC (USE_TZ)
-        uploaded = parse_datetime(uploaded)
-        assert uploaded is not None
-    if timezone.is_naive(uploaded):
-        uploaded = uploaded.replace(tzinfo=UTC)
-    return size, sha256, metadata_sha256, uploaded
-
-
 @csrf_exempt
 def file_download(request: HttpRequest, path: str) -> HttpResponseBase:
     if (refused := _read_only(request)) is not None:
         return refused
-    want_metadata = path.endswith(".metadata")
-    key = path[: -len(".metadata")] if want_metadata else path
-    row = _served_file(key)
-    if row is None or (want_metadata and not row[2]):
-        return _not_found("404 Not Found: no such file on this index.")
-    size, sha256, metadata_sha256, uploaded = row
-    store = blob_store()
-    blob_key = metadata_key(key) if want_metadata else key
-    etag = '"' + (metadata_sha256 if want_metadata else sha256)[:40] + '"'
-    try:
-        if want_metadata:
-            size = store.size(blob_key)
-        redirect_url = None if want_metadata else store.url(blob_key)
-    except BlobNotFound:
-        return _not_found("404 Not Found: the file's content is missing from storage.")
-    headers = {
-        "Accept-Ranges": "bytes",
-        "Cache-Control": FILE_CACHE,
-        "ETag": etag,
-        "Last-Modified": http_date(uploaded.timestamp()),
-        "Access-Control-Allow-Origin": "*",
-    }
-    if redirect_url is not None:
-        response = redirect(redirect_url)
+    download = files.plan(
+        path,
+        method=request.method or "GET",
+        if_none_match=request.headers.get("If-None-Match"),
+        range_header=request.headers.get("Range"),
+        if_range=request.headers.get("If-Range"),
+    )
+    if download.status == 404:
+        return _not_found(download.message)
+    if download.status == 302:
+        response = redirect(download.location)
         response["Cache-Control"] = "private, max-age=60"
         return response
-    if answers.etag_matches(request.headers.get("If-None-Match"), etag):
-        return HttpResponse(status=304, headers=headers)
-
-    start, end, status = 0, size - 1, 200
-    range_header = request.headers.get("Range")
-    if_range = request.headers.get("If-Range")
-    if range_header and (not if_range or if_range.strip() == etag):
-        parsed = _parse_range(range_header, size)
-        if parsed == "unsatisfiable":
-            headers["Content-Range"] = f"bytes */{size}"
-            return HttpResponse(status=416, headers=headers)
-        if isinstance(parsed, tuple):
-            start, end = parsed
-            status = 206
-            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    length = end - start + 1 if size else 0
-    content_type = "application/octet-stream"
-    if request.method == "HEAD":
-        response = HttpResponse(b"", status=status, content_type=content_type, headers=headers)
-        response["Content-Length"] = str(length)
-        return response
-    try:
-        if status == 200 and isinstance(store, LocalBlobStore):
-            handle = open(store.local_path(blob_key), "rb")  # sendfile-capable full download
-            response = FileResponse(handle, status=200, content_type=content_type, headers=headers)
-        else:
-            chunks = store.read(blob_key, start=start, length=length)
-            response = StreamingHttpResponse(
-                chunks, status=status, content_type=content_type, headers=headers
+    if download.store is None:  # 304, 416 or a HEAD: headers only
+        response = HttpResponse(b"", status=download.status)
+        if download.status == 304:
+            del response["Content-Type"]
+    elif download.whole_file and isinstance(download.store, LocalBlobStore):
+        try:  # sendfile-capable full download
+            handle = open(download.store.local_path(download.blob_key), "rb")
+        except FileNotFoundError:
+            return _not_found(files.MISSING)
+        response = FileResponse(handle, status=200)
+    else:
+        try:
+            chunks = download.store.read(
+                download.blob_key, start=download.start, length=download.length
             )
-    except (BlobNotFound, FileNotFoundError):
-        return _not_found("404 Not Found: the file's content is missing from storage.")
-    response["Content-Length"] = str(length)
+        except BlobNotFound:
+            return _not_found(files.MISSING)
+        response = StreamingHttpResponse(chunks, status=download.status)
+    for name, value in download.headers:
+        response[name] = value
     if "Content-Disposition" in response:
         del response["Content-Disposition"]
     return response

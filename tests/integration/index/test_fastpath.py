@@ -7,7 +7,7 @@ import io
 import pytest
 from django.core.wsgi import get_wsgi_application
 
-from bastion.index.fastpath import SimplePageFastPath
+from bastion.index.fastpath import FastPath
 from tests.integration.index.test_read_api import JSON_TYPE, PIP_ACCEPT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -80,7 +80,7 @@ COMPARED = (
 @pytest.mark.parametrize("path", ["/simple/demo-pkg/", "/simple/"])
 def test_hit_is_identical_to_django(published, accept, method, path):
     recorder = Recorder()
-    fast = SimplePageFastPath(recorder)
+    fast = FastPath(recorder)
     headers = {"accept": accept} if accept else {}
     slow = call(recorder, path, method=method, **headers)  # renders and caches
     assert recorder.calls == 1
@@ -95,7 +95,7 @@ def test_hit_is_identical_to_django(published, accept, method, path):
 @pytest.mark.parametrize("path", ["/simple/demo-pkg/", "/simple/"])
 def test_revalidation_is_a_304_without_django(published, path):
     recorder = Recorder()
-    fast = SimplePageFastPath(recorder)
+    fast = FastPath(recorder)
     _status, headers, _body = call(recorder, path, accept=JSON_TYPE)
     status, quick_headers, body = call(fast, path, accept=JSON_TYPE, if_none_match=headers["ETag"])
     assert (status, body, recorder.calls) == (304, b"", 1)
@@ -112,7 +112,7 @@ def test_the_root_is_never_served_stale_after_a_new_project(
     from tests.unit.core.builders import make_wheel
 
     recorder = Recorder()
-    fast = SimplePageFastPath(recorder)
+    fast = FastPath(recorder)
     _s, first_headers, first = call(recorder, "/simple/", accept=JSON_TYPE)
     assert call(fast, "/simple/", accept=JSON_TYPE)[2] == first and recorder.calls == 1
     wheel = make_wheel(tmp_path, name="brand-new", version="1.0")
@@ -136,7 +136,7 @@ def test_the_root_is_never_served_stale_after_a_new_project(
 )
 def test_everything_else_falls_through(published, path, query, headers, status):
     recorder = Recorder()
-    fast = SimplePageFastPath(recorder)
+    fast = FastPath(recorder)
     result = call(fast, path, query=query, **headers)
     assert result[0] == status
     assert recorder.calls == 1
@@ -144,7 +144,120 @@ def test_everything_else_falls_through(published, path, query, headers, status):
 
 def test_post_falls_through(published):
     recorder = Recorder()
-    fast = SimplePageFastPath(recorder)
+    fast = FastPath(recorder)
     call(recorder, "/simple/demo-pkg/")
     assert call(fast, "/simple/demo-pkg/", method="POST")[0] == 405
     assert recorder.calls == 2
+
+
+# ------------------------------------------------------------------------------ files
+
+FILE_HEADERS = (
+    "Content-Type",
+    "Content-Length",
+    "ETag",
+    "Last-Modified",
+    "Cache-Control",
+    "Accept-Ranges",
+    "Access-Control-Allow-Origin",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "Content-Security-Policy",
+    "Content-Disposition",
+    "Content-Range",
+)
+
+
+def _file_url(published, kind: str = "wheel", suffix: str = "") -> str:
+    from bastion.projects.models import File
+
+    return "/files/" + File.objects.get(filename=published[kind].name).storage_key + suffix
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("suffix", ["", ".metadata"])
+def test_a_download_is_identical_to_django(published, method, suffix):
+    recorder = Recorder()
+    fast = FastPath(recorder)
+    url = _file_url(published, suffix=suffix)
+    slow = call(recorder, url, method=method)
+    quick = call(fast, url, method=method)
+    assert recorder.calls == 1  # the second answered without Django
+    assert quick[0] == slow[0] == 200
+    assert quick[2] == slow[2]
+    if method == "GET":
+        blob = published["wheel"].read_bytes()
+        assert quick[2] == blob if not suffix else quick[2].startswith(b"Metadata-Version")
+        assert quick[1]["Content-Length"] == str(len(quick[2]))
+    else:
+        assert quick[2] == b"" and int(quick[1]["Content-Length"]) > 0
+    for name in FILE_HEADERS:
+        assert quick[1].get(name) == slow[1].get(name), name
+
+
+def test_a_download_revalidation_is_a_304_without_django(published):
+    recorder = Recorder()
+    fast = FastPath(recorder)
+    url = _file_url(published)
+    fresh = call(recorder, url)[1]
+    slow = call(recorder, url, if_none_match=fresh["ETag"])
+    quick = call(fast, url, if_none_match=fresh["ETag"])
+    assert (quick[0], quick[2], recorder.calls) == (304, b"", 2)
+    assert slow[0] == 304 and "Content-Type" not in quick[1] and "Content-Type" not in slow[1]
+    for name in ("ETag", "Cache-Control", "Last-Modified"):
+        assert quick[1][name] == slow[1][name] == fresh[name]
+    assert call(fast, url, if_none_match='"other"')[0] == 200 and recorder.calls == 2
+
+
+def test_a_quarantined_project_file_is_not_served_by_either(published):
+    from bastion.projects.models import Project, ProjectStatus
+
+    recorder = Recorder()
+    fast = FastPath(recorder)
+    url = _file_url(published)
+    assert call(fast, url)[0] == 200 and recorder.calls == 0
+    Project.objects.filter(normalized_name="demo-pkg").update(status=ProjectStatus.QUARANTINED)
+    status, _headers, body = call(fast, url)
+    assert (status, recorder.calls) == (404, 1)  # Django says why
+    assert b"no such file" in body
+
+
+@pytest.mark.parametrize(
+    ("suffix", "query", "headers", "status"),
+    [
+        ("", "", {"range": "bytes=0-9"}, 206),
+        ("", "x=1", {}, 200),
+        ("xyz", "", {}, 404),  # no such file
+        (".metadata", "", {}, 404),  # an sdist has no metadata file
+    ],
+)
+def test_other_downloads_fall_through(published, suffix, query, headers, status):
+    recorder = Recorder()
+    fast = FastPath(recorder)
+    url = _file_url(published, "sdist" if suffix == ".metadata" else "wheel", suffix)
+    assert call(fast, url, query=query, **headers)[0] == status
+    assert recorder.calls == 1
+
+
+def test_the_consistent_snapshot_form_is_left_to_its_view(published):
+    from bastion.projects.models import File
+
+    recorder = Recorder()
+    fast = FastPath(recorder)
+    file = File.objects.get(filename=published["wheel"].name)
+    directory, name = file.storage_key.rsplit("/", 1)
+    status, _headers, body = call(fast, f"/files/{directory}/{file.blake2_256}.{name}")
+    assert (status, recorder.calls) == (200, 1)
+    assert body == published["wheel"].read_bytes()
+
+
+def test_a_file_missing_from_storage_is_left_to_django(published, settings):
+    from bastion.storage import blob_store
+
+    recorder = Recorder()
+    fast = FastPath(recorder)
+    url = _file_url(published)
+    blob_store().delete(url.removeprefix("/files/"))
+    status, _headers, body = call(fast, url)
+    assert (status, recorder.calls) == (404, 1)
+    assert b"missing from storage" in body

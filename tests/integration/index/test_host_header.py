@@ -13,7 +13,7 @@ from django.test import Client
 
 from bastion.config import allowed_hosts
 from bastion.hosts import host_allowed
-from bastion.index.fastpath import SimplePageFastPath
+from bastion.index.fastpath import FastPath
 from bastion.projects.models import File
 from tests.integration.index.test_fastpath import Recorder
 from tests.integration.index.test_read_api import JSON_TYPE
@@ -253,7 +253,7 @@ def test_host_allowed_is_djangos_decision():
 @pytest.mark.django_db(transaction=True)
 def test_a_request_without_host_is_judged_by_the_servers_own_name(published):
     django = Recorder()
-    for app in (django, SimplePageFastPath(django)):
+    for app in (django, FastPath(django)):
         # HTTP/1.0 without Host: Django falls back to SERVER_NAME, which the server sets to its
         # own (listening) address, never to anything the client sent.
         assert call(app, "/simple/demo-pkg/", host=None, server="127.0.0.1")[0] == 200
@@ -268,7 +268,7 @@ def test_a_request_without_host_is_judged_by_the_servers_own_name(published):
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", ""])
 def test_fast_path_does_not_answer_a_foreign_host(published, host):
     recorder = Recorder()
-    fast = SimplePageFastPath(recorder)
+    fast = FastPath(recorder)
     assert call(fast, "/simple/demo-pkg/", host="127.0.0.1:8000", accept=JSON_TYPE)[0] == 200
     calls = recorder.calls  # the page is cached now: a good host is answered without Django
     assert call(fast, "/simple/demo-pkg/", host="localhost", accept=JSON_TYPE)[0] == 200
@@ -281,7 +281,7 @@ def test_fast_path_does_not_answer_a_foreign_host(published, host):
 @pytest.mark.django_db(transaction=True)
 def test_fast_path_on_an_https_index_with_ssl_redirect(published, ssl_redirect):
     recorder = Recorder()
-    fast = SimplePageFastPath(recorder)
+    fast = FastPath(recorder)
     secure = {"host": "pypi.example.test", "x_forwarded_proto": "https", "accept": JSON_TYPE}
     slow = call(recorder, "/simple/demo-pkg/", **secure)  # renders and caches
     assert slow[0] == 200
