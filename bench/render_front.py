@@ -15,7 +15,7 @@ port-80 redirect block gets a port of its own that nothing loads. Everything els
 keep-alive, buffering, limits, headers) is the documented configuration.
 
     render_front.py --sample deploy/nginx/bastion.conf --out DIR --host 127.0.0.1 --port P \
-        --nodes P1,P2 --http-port P3 [--workers auto]
+        --nodes P1,P2 --http-port P3 --pages-dir DIR [--workers auto]
 
 Prints the paths of the two files written.
 """
@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         "--http-port", required=True, type=int, help="port of the redirect block (nothing loads it)"
     )
     ap.add_argument("--nodes", required=True, help="comma-separated ports of the bastion nodes")
+    ap.add_argument(
+        "--pages-dir", required=True, type=Path, help="the nodes' BASTION_FRONT_PAGES_DIR"
+    )
     ap.add_argument("--workers", default="auto", help="nginx worker_processes")
     ap.add_argument("--worker-connections", type=int, default=1024)
     a = ap.parse_args(argv)
@@ -103,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             "base_url": base_url,
             # the front's page cache (proxy_cache_path), fresh at every start
             "cache_dir": str(out / "page-cache"),
+            # the pages the nodes publish for nginx (BASTION_FRONT_PAGES_DIR)
+            "pages_dir": str(a.pages_dir.resolve()),
         },
     )
     site, changed = plain_http(site)

@@ -12,8 +12,8 @@
 # command W: `bastion-front.sh _run W`, one foreground process tree that bench.py stops with
 #   SIGTERM: this script (bash) starts two nodes, `bastion serve --no-migrate --workers 1` on
 #   free loopback ports (BASTION_DATA_DIR=$BENCH_STATE/data, BASTION_BASE_URL=
-#   http://$BENCH_HOST:$BENCH_PORT, BASTION_PROXY_SSL_HEADER=X-Forwarded-Proto as the file's
-#   header asks), waits for both /healthz, then nginx in the foreground on $BENCH_PORT with
+#   http://$BENCH_HOST:$BENCH_PORT, BASTION_PROXY_SSL_HEADER=X-Forwarded-Proto and
+#   BASTION_FRONT_PAGES_DIR=$BENCH_STATE/front/pages as the file's header asks), waits for both /healthz, then nginx in the foreground on $BENCH_PORT with
 #   deploy/nginx/bastion.conf rendered *now* (bench/render_front.py; the file is read fresh at
 #   every start). On SIGTERM/SIGINT, or when any of the three exits, it stops all of them.
 #
@@ -111,7 +111,7 @@ EOF
     http_port="${ports[0]}"; nodes=("${ports[@]:1}")
     "$PY" "$BENCH_HERE/render_front.py" --sample "$SAMPLE" --out "$front" --host "$BENCH_HOST" \
         --port "$BENCH_PORT" --http-port "$http_port" --nodes "$(IFS=,; echo "${nodes[*]}")" \
-        --workers "$FRONT_NGINX_WORKERS" >/dev/null
+        --pages-dir "$front/pages" --workers "$FRONT_NGINX_WORKERS" >/dev/null
 
     for v in $(compgen -e | grep '^BASTION_' || true); do
         case "$v" in BASTION_VENV) ;; *) unset "$v" ;; esac
@@ -119,6 +119,7 @@ EOF
     export BASTION_DATA_DIR="$BENCH_STATE/data"
     export BASTION_BASE_URL="http://$BENCH_HOST:$BENCH_PORT"
     export BASTION_PROXY_SSL_HEADER=X-Forwarded-Proto
+    export BASTION_FRONT_PAGES_DIR="$front/pages"   # fresh at every start, like the page cache
 
     pids=()
     stopping=0

@@ -76,6 +76,7 @@ _KEYS = (
     "tuf_bins_expiry",
     "tuf_gc_grace",
     "tuf_refresh_interval",
+    "front_pages_dir",
 )
 
 
@@ -117,6 +118,9 @@ class Config:
     deleted_project_reservation_days: int = 30  # a deleted project's name stays its owners'
     # The header a TLS-terminating proxy sets to "https" (X-Forwarded-Proto); None: not trusted.
     proxy_ssl_header: str | None = None
+    # Where nodes pre-render simple pages for the nginx front to serve itself (index/front.py);
+    # None: every page request reaches a node.
+    front_pages_dir: Path | None = None
     secret_key_generated: bool = field(default=False, compare=False)
     tuf: TufSettings = field(default_factory=lambda: TufSettings(keys_dir=Path("tuf-keys")))
 
@@ -304,8 +308,18 @@ def _as_http_url(name: str, value: object) -> str | None:
 
 
 _RATE = re.compile(r"\A\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour|d|day)s?\s*\Z")
-_UNIT_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
-                 "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
+_UNIT_SECONDS = {
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "h": 3600,
+    "hour": 3600,
+    "d": 86400,
+    "day": 86400,
+}
 
 
 def rate_seconds(text: str) -> tuple[int, int]:
@@ -517,5 +531,10 @@ def load_config(environ: dict[str, str] | None = None) -> Config:
             settings.get("deleted_project_reservation_days", 30),
         ),
         secret_key_generated=generated,
+        front_pages_dir=(
+            Path(str(settings["front_pages_dir"])).expanduser().resolve()
+            if settings.get("front_pages_dir")
+            else None
+        ),
         tuf=_tuf(settings, data_dir),
     )

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from bastion import hosts
-from bastion.index import answers, files, negotiation, pages
+from bastion.index import answers, files, front, negotiation, pages
 from bastion.storage.local import LocalBlobStore
 
 _PROJECT_PAGE = re.compile(r"\A/simple/(?:([a-z0-9]+(?:-[a-z0-9]+)*)/)?\Z")  # or the root
@@ -108,13 +108,17 @@ class FastPath:
         try:
             if project is None:
                 kind = pages.ROOT_JSON if chosen == negotiation.JSON else pages.ROOT_HTML
-                return answers.cached_root_answer(
+                answer = answers.cached_root_answer(
                     kind, chosen, method=method, if_none_match=if_none_match
                 )
-            kind = pages.SIMPLE_JSON if chosen == negotiation.JSON else pages.SIMPLE_HTML
-            return answers.cached_answer(
-                project, kind, chosen, method=method, if_none_match=if_none_match
-            )
+            else:
+                kind = pages.SIMPLE_JSON if chosen == negotiation.JSON else pages.SIMPLE_HTML
+                answer = answers.cached_answer(
+                    project, kind, chosen, method=method, if_none_match=if_none_match
+                )
+            if answer is not None and not front.published(project):
+                front.publish(project)  # the nginx front serves the next request itself
+            return answer
         finally:
             close_old_connections()
 

@@ -20,7 +20,7 @@ from django.shortcuts import redirect
 from django.views.decorators.csrf import csrf_exempt
 
 from bastion.core.names import normalize_name
-from bastion.index import answers, files, negotiation, pages
+from bastion.index import answers, files, front, negotiation, pages
 from bastion.index.rendering import BASE, version_key
 from bastion.projects.models import Project, ProjectStatus, Release
 from bastion.projects.queries import files_of
@@ -80,14 +80,15 @@ def simple_root(request: HttpRequest) -> HttpResponse:
     if chosen is None:
         return _not_acceptable()
     kind = pages.ROOT_JSON if chosen == negotiation.JSON else pages.ROOT_HTML
-    return _answer_response(
-        answers.page_answer(
-            pages.root_page(kind),
-            chosen,
-            method=request.method or "GET",
-            if_none_match=request.headers.get("If-None-Match"),
-        )
+    answer = answers.page_answer(
+        pages.root_page(kind),
+        chosen,
+        method=request.method or "GET",
+        if_none_match=request.headers.get("If-None-Match"),
     )
+    if not front.published(None):
+        front.publish(None)
+    return _answer_response(answer)
 
 
 @csrf_exempt  # read-only: other methods get 405, not a CSRF 403
@@ -113,6 +114,8 @@ def simple_detail(request: HttpRequest, project: str) -> HttpResponseBase:
             response["Vary"] = "Accept"
             return response
         answer = answers.page_answer(page, chosen, method=method, if_none_match=if_none_match)
+    if not front.published(normalized):
+        front.publish(normalized)
     return _answer_response(answer)
 
 

@@ -61,8 +61,17 @@ def lock_index() -> IndexState:
     return state
 
 
-def bump_serial(state: IndexState, *, projects_changed: bool = False) -> int:
-    """Advance the index serial (and the project-list serial when that list changed)."""
+def bump_serial(
+    state: IndexState, *, projects_changed: bool = False, project: str | None = None
+) -> int:
+    """Advance the index serial (and the project-list serial when that list changed); the
+    pages of ``project`` (a normalized name) and of the list change with it."""
+    from bastion.index import front
+
+    if project is not None:
+        front.changed(project)
+    if projects_changed:
+        front.changed(None)
     # The row is locked by lock_index(), so the values read there are current.
     state.serial += 1
     updates: dict[str, object] = {"serial": state.serial}
@@ -165,7 +174,7 @@ def _require_role(actor: Actor, project: Project, allowed: Collection[str]) -> N
 
 def _touch(state: IndexState, project: Project, *, projects_changed: bool = False) -> int:
     """Advance the serials so every cached rendering of the project is stale at once."""
-    serial = bump_serial(state, projects_changed=projects_changed)
+    serial = bump_serial(state, projects_changed=projects_changed, project=project.normalized_name)
     Project.objects.filter(pk=project.pk).update(serial=serial)
     project.serial = serial
     return serial
@@ -667,7 +676,7 @@ def delete_project(
             },
             now=now,
         )
-        bump_serial(state, projects_changed=True)
+        bump_serial(state, projects_changed=True, project=project.normalized_name)
         project.delete()  # cascades: releases, files, roles, invitations, cached pages
         metadata_changed(project)
         transaction.on_commit(lambda: _forget_blobs(keys))

@@ -53,9 +53,7 @@ class UploadOutcome:
     created: bool  # False: an identical file was already there (idempotent re-upload, P72)
 
 
-def _authorize(
-    *, principal: AuthenticatedToken, project: Project | None, name: str
-) -> None:
+def _authorize(*, principal: AuthenticatedToken, project: Project | None, name: str) -> None:
     """The project half of the token's caveats, and the user's role on the project."""
     try:
         principal.check_project(
@@ -411,7 +409,11 @@ def _record(
         },
         now=now,
     )
-    serial = bump_serial(state, projects_changed=False) if not projects_changed else state.serial
+    serial = (
+        bump_serial(state, project=project.normalized_name)
+        if not projects_changed
+        else state.serial
+    )
     Project.objects.filter(pk=project.pk).update(
         serial=serial, total_size=project.total_size + dist.size
     )

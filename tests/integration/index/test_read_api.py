@@ -331,6 +331,8 @@ def test_healthz_names_the_dependency_that_is_down(client, db, monkeypatch):
         response = client.get("/healthz")
     assert response.status_code == 503
     assert json.loads(response.content) == {
-        "status": "degraded", "database": "ok", "storage": "unavailable"
+        "status": "degraded",
+        "database": "ok",
+        "storage": "unavailable",
     }
     assert response.reason_phrase == "Service Unavailable: storage unavailable"

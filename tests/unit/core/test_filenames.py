@@ -184,8 +184,12 @@ def test_sdist_filename_round_trip(name: str, version: Version) -> None:
     assert parsed.version == version
 
 
-# A "-" in the name part would change how the filename splits; other separators are fine.
-@given(names.filter(lambda name: "-" not in name and name != name.upper()), versions())
+# A "-" in the name part would change how the filename splits; other separators are fine,
+# except "__", which packaging refuses outright in a wheel's name (dist.filename.invalid).
+@given(
+    names.filter(lambda name: "-" not in name and "__" not in name and name != name.upper()),
+    versions(),
+)
 def test_unnormalized_spelling_names_the_normalized_filename(name: str, version: Version) -> None:
     normal = f"{normalize_name(name).replace('-', '_')}-{version}-py3-none-any.whl"
     spelled = f"{name.upper()}-{version}-py3-none-any.whl"
@@ -194,3 +198,10 @@ def test_unnormalized_spelling_names_the_normalized_filename(name: str, version:
     (problem,) = caught.value.problems
     assert problem.code == "dist.filename.not-normalized"
     assert repr(normal) in problem.message
+
+
+def test_a_doubled_underscore_in_a_wheel_name_is_invalid() -> None:
+    # PEP 427 escapes runs of separators to one "_": packaging refuses "__" as no wheel's name.
+    with pytest.raises(DistributionRejected) as caught:
+        parse_filename("0__A-0-py3-none-any.whl")
+    assert [problem.code for problem in caught.value.problems] == ["dist.filename.invalid"]

@@ -1,0 +1,190 @@
+"""Simple pages pre-rendered for the nginx front, so that a hit never reaches Python.
+
+With ``BASTION_FRONT_PAGES_DIR`` set (a directory every node writes and nginx reads:
+deploy/nginx/bastion.conf), the tree holds, per project (and ``_root`` for ``/simple/``)::
+
+    simple/<name>  ->  ../pages/<name>/<serial>.<JSON etag>.<HTML etag>/   (a symlink)
+    pages/<name>/<serial>.<JSON etag>.<HTML etag>/index.json, index.html, index.v1html
+
+A content directory never changes once in place; the link says which one is current, and nginx
+reads the serial and the ETags (the headers bastion sends) from the link's resolved path.
+
+- A node that answers a page whose link is missing publishes it: it renders both forms at one
+  serial, writes the directory, then, holding the name's lock file, links it only if that serial
+  is still the current one (one query).
+- A change (upload, yank, deletion, a new project for the root) removes the link, holding the
+  same lock, once its transaction has committed and before its request returns: nginx sends the
+  next request to a node until a node has published the new page. A rendering begun before the
+  change is either linked before the removal (and removed with it) or refused by the serial
+  check after it, so a stale page is never linked once an upload has returned.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from bastion.index import pages
+
+log = logging.getLogger(__name__)
+
+ROOT = "_root"  # not a normalized project name, so never a project's
+_NAME = re.compile(r"\A(?:[a-z0-9]+(?:-[a-z0-9]+)*|_root)\Z")
+_SUPERSEDED_GRACE = 60.0  # seconds a replaced rendering stays for requests already reading it
+
+
+def directory() -> Path | None:
+    configured: Path | None = settings.BASTION.front_pages_dir
+    return configured
+
+
+def _link(tree: Path, name: str) -> Path:
+    if not _NAME.match(name):
+        raise ValueError(f"not a page name: {name!r}")
+    return tree / "simple" / name
+
+
+@contextmanager
+def _locked(tree: Path, name: str) -> Iterator[None]:
+    locks = tree / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    fd = os.open(locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _current_serial(name: str) -> int | None:
+    with connection.cursor() as cursor:
+        if name == ROOT:
+            cursor.execute("SELECT projects_serial FROM projects_index_state WHERE id = 1")
+        else:
+            cursor.execute(
+                "SELECT serial FROM projects_project WHERE normalized_name = %s", (name,)
+            )
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
+def published(project: str | None) -> bool:
+    """Whether the front has a current link for ``project`` (None: the root); True when no
+    front is configured (there is nothing to publish)."""
+    tree = directory()
+    return tree is None or os.path.lexists(_link(tree, project or ROOT))
+
+
+def publish(project: str | None) -> None:
+    """Put ``project``'s pages (None: the root's) in the front's tree, if still current.
+
+    Called by a node after it answered a page the front did not have. Never fails the request
+    that called it: a page that cannot be published is served by the nodes instead.
+    """
+    tree = directory()
+    if tree is None:
+        return
+    name = project or ROOT
+    try:
+        _publish(tree, name)
+    except Exception:  # noqa: BLE001 - the nodes keep answering; logged for the operator
+        log.exception("publishing the simple page of %s for the nginx front failed", name)
+
+
+def _publish(tree: Path, name: str) -> None:
+    link = _link(tree, name)
+    if os.path.lexists(link):
+        return
+    if name == ROOT:
+        html, json = pages.root_page(pages.ROOT_HTML), pages.root_page(pages.ROOT_JSON)
+    else:
+        found_html = pages.project_page(name, pages.SIMPLE_HTML)
+        found_json = pages.project_page(name, pages.SIMPLE_JSON)
+        if found_html is None or found_json is None:
+            return
+        html, json = found_html, found_json
+    if html.serial != json.serial:
+        return  # changed between the two: the next request tries again
+    leaf = f"{html.serial}.{json.etag.strip(chr(34))}.{html.etag.strip(chr(34))}"
+    content = tree / "pages" / name / leaf
+    if not content.is_dir():
+        _write(content, html.body, json.body)
+    target = os.path.relpath(content, link.parent)
+    with _locked(tree, name):
+        if _current_serial(name) != html.serial:
+            return
+        link.parent.mkdir(parents=True, exist_ok=True)
+        temporary = link.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}")
+        os.symlink(target, temporary)
+        os.replace(temporary, link)
+    _collect(content.parent, keep=leaf)
+
+
+def _write(content: Path, html: bytes, json: bytes) -> None:
+    """The three files in a new directory, moved into place whole (or left to whoever was
+    first: the same serial and ETags are the same bytes)."""
+    content.parent.mkdir(parents=True, exist_ok=True)
+    work = content.with_name(f".tmp-{content.name}-{os.getpid()}-{threading.get_ident()}")
+    work.mkdir(mode=0o755)
+    try:
+        (work / "index.json").write_bytes(json)
+        (work / "index.html").write_bytes(html)
+        os.link(work / "index.html", work / "index.v1html")  # the same bytes, another type
+        for member in work.iterdir():
+            member.chmod(0o644)
+        work.chmod(0o755)  # nginx's workers run as another user
+        try:
+            os.rename(work, content)
+        except OSError:
+            if not content.is_dir():
+                raise
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _collect(parent: Path, *, keep: str) -> None:
+    """Remove renderings superseded for a while (and abandoned temporary directories)."""
+    cutoff = time.time() - _SUPERSEDED_GRACE
+    for entry in parent.iterdir():
+        if entry.name == keep:
+            continue
+        try:
+            if entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+        except FileNotFoundError:
+            continue
+
+
+def changed(project: str | None) -> None:
+    """``project``'s pages (None: the root) change in the current transaction: unlink them in
+    the front's tree once it commits. A no-op without a front."""
+    tree = directory()
+    if tree is None:
+        return
+    name = project or ROOT
+    transaction.on_commit(lambda: _unlink(tree, name))
+
+
+def _unlink(tree: Path, name: str) -> None:
+    try:
+        with _locked(tree, name):
+            _link(tree, name).unlink(missing_ok=True)
+    except OSError:  # the change has committed: say loudly that the front may be stale
+        log.exception(
+            "removing the front's page of %s failed: nginx may serve it stale until %s is "
+            "removed by hand",
+            name,
+            _link(tree, name),
+        )

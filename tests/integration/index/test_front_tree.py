@@ -1,0 +1,144 @@
+"""The pre-rendered pages the nginx front serves itself (BASTION_FRONT_PAGES_DIR, index/front.py).
+
+A node publishes a page it answered; every change unlinks it once committed, before its request
+returns; a rendering that a change overtook is never linked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from bastion.actors import Actor
+from bastion.index import front, pages
+from bastion.index.fastpath import FastPath
+from bastion.projects import services
+from bastion.projects.models import Project, Release
+from tests.integration.index.test_fastpath import Recorder, call
+from tests.integration.index.test_read_api import JSON_TYPE, PIP_ACCEPT
+from tests.integration.uploads.test_upload_endpoint import upload
+from tests.unit.core.builders import make_wheel
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def tree(settings, tmp_path: Path) -> Path:
+    where = tmp_path / "front"
+    settings.BASTION = dataclasses.replace(settings.BASTION, front_pages_dir=where)
+    return where
+
+
+def _linked(tree: Path, name: str) -> Path | None:
+    link = tree / "simple" / name
+    return link.resolve() if os.path.lexists(link) else None
+
+
+def test_a_page_answered_by_a_node_is_published_with_its_serial_and_etags(
+    tree: Path, published, client: Client
+) -> None:
+    assert _linked(tree, "demo-pkg") is None
+    as_json = client.get("/simple/demo-pkg/", HTTP_ACCEPT=PIP_ACCEPT)
+    content = _linked(tree, "demo-pkg")
+    assert content is not None and content.parent == tree / "pages" / "demo-pkg"
+    as_html = client.get("/simple/demo-pkg/")
+    as_v1 = client.get("/simple/demo-pkg/", HTTP_ACCEPT="application/vnd.pypi.simple.v1+html")
+    serial, json_etag, html_etag = content.name.split(".")
+    assert as_json["X-PyPI-Last-Serial"] == as_html["X-PyPI-Last-Serial"] == serial
+    assert as_json["ETag"] == f'"{json_etag}"'
+    assert as_v1["ETag"] == f'"{html_etag}"' and as_html["ETag"] == f'"{html_etag}-h"'
+    assert (content / "index.json").read_bytes() == as_json.content
+    assert (content / "index.html").read_bytes() == as_html.content == as_v1.content
+    assert (content / "index.v1html").read_bytes() == as_v1.content
+    assert oct((content / "index.json").stat().st_mode & 0o777) == "0o644"
+
+
+def test_the_fast_path_publishes_too_and_the_root_has_its_own_link(
+    tree: Path, published, client: Client
+) -> None:
+    client.get("/simple/demo-pkg/", HTTP_ACCEPT=JSON_TYPE)  # rendered and published
+    (tree / "simple" / "demo-pkg").unlink()
+    recorder = Recorder()
+    status, _headers, _body = call(FastPath(recorder), "/simple/demo-pkg/", accept=JSON_TYPE)
+    assert (status, recorder.calls) == (200, 0)
+    assert _linked(tree, "demo-pkg") is not None
+    root = client.get("/simple/", HTTP_ACCEPT=JSON_TYPE)
+    content = _linked(tree, front.ROOT)
+    assert content is not None
+    assert (content / "index.json").read_bytes() == root.content
+    assert content.name.split(".")[0] == root["X-PyPI-Last-Serial"]
+
+
+def test_an_upload_unlinks_the_page_before_it_returns(
+    tree: Path, published, client: Client, alice_token: str, tmp_path: Path
+) -> None:
+    client.get("/simple/demo-pkg/")
+    client.get("/simple/")
+    old = _linked(tree, "demo-pkg")
+    assert old is not None and _linked(tree, front.ROOT) is not None
+    wheel = make_wheel(tmp_path, name="Demo_Pkg", version="3.0")
+    assert upload(client, wheel, alice_token).status_code == 200
+    assert _linked(tree, "demo-pkg") is None  # nginx asks a node from now on
+    assert _linked(tree, front.ROOT) is not None  # no new project: the list is unchanged
+    page = client.get("/simple/demo-pkg/", HTTP_ACCEPT=JSON_TYPE)
+    assert "3.0" in json.loads(page.content)["versions"]
+    new = _linked(tree, "demo-pkg")
+    assert new is not None and new != old
+    assert b"3.0" in (new / "index.json").read_bytes()
+    # A new project changes the list: the root goes too.
+    assert (
+        upload(client, make_wheel(tmp_path, name="other", version="1"), alice_token).status_code
+        == 200
+    )
+    assert _linked(tree, front.ROOT) is None
+
+
+def test_a_rendering_overtaken_by_a_change_is_never_linked(
+    tree: Path, published, client: Client, alice_token: str, tmp_path: Path, monkeypatch
+) -> None:
+    # A node renders the page, then (slowly) publishes it after an upload has committed and
+    # unlinked: the serial check under the lock refuses the old rendering.
+    before = {
+        kind: pages.project_page("demo-pkg", kind)
+        for kind in (pages.SIMPLE_HTML, pages.SIMPLE_JSON)
+    }
+    assert (
+        upload(
+            client, make_wheel(tmp_path, name="Demo_Pkg", version="4.0"), alice_token
+        ).status_code
+        == 200
+    )
+    monkeypatch.setattr(pages, "project_page", lambda name, kind: before[kind])  # the slow node
+    front.publish("demo-pkg")
+    assert _linked(tree, "demo-pkg") is None
+    monkeypatch.undo()
+    front.publish("demo-pkg")
+    current = _linked(tree, "demo-pkg")
+    assert current is not None and b"4.0" in (current / "index.json").read_bytes()
+
+
+def test_yank_and_deletion_unlink_the_page(tree: Path, published, client: Client, alice) -> None:
+    client.get("/simple/demo-pkg/")
+    release = Release.objects.get(project__normalized_name="demo-pkg", version="1.0")
+    services.yank_release(actor=Actor(user=alice), release=release, reason="broken")
+    assert _linked(tree, "demo-pkg") is None
+    page = client.get("/simple/demo-pkg/", HTTP_ACCEPT=JSON_TYPE)
+    content = _linked(tree, "demo-pkg")
+    assert content is not None and (content / "index.json").read_bytes() == page.content
+    assert "broken" in [f.get("yanked") for f in json.loads(page.content)["files"]]
+    client.get("/simple/")
+    project = Project.objects.get(normalized_name="demo-pkg")
+    services.delete_project(actor=Actor.operator(), project=project, confirm=project.name)
+    assert _linked(tree, "demo-pkg") is None and _linked(tree, front.ROOT) is None
+    assert client.get("/simple/demo-pkg/").status_code == 404
+    assert _linked(tree, "demo-pkg") is None  # nothing to publish for a missing project
+
+
+def test_no_tree_without_the_setting(published, client: Client, tmp_path: Path) -> None:
+    client.get("/simple/demo-pkg/")
+    assert front.directory() is None and front.published("demo-pkg")
