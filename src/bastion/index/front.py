@@ -104,8 +104,8 @@ def publish(project: str | None) -> None:
 
 def _publish(tree: Path, name: str) -> None:
     link = _link(tree, name)
-    if os.path.lexists(link):
-        return
+    if os.path.lexists(link) or connection.in_atomic_block:
+        return  # (inside a transaction the serial check could read an old snapshot)
     if name == ROOT:
         html, json = pages.root_page(pages.ROOT_HTML), pages.root_page(pages.ROOT_JSON)
     else:
@@ -128,7 +128,7 @@ def _publish(tree: Path, name: str) -> None:
         temporary = link.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}")
         os.symlink(target, temporary)
         os.replace(temporary, link)
-    _collect(content.parent, keep=leaf)
+    _collect(content.parent, link)
 
 
 def _write(content: Path, html: bytes, json: bytes) -> None:
@@ -154,8 +154,13 @@ def _write(content: Path, html: bytes, json: bytes) -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _collect(parent: Path, *, keep: str) -> None:
-    """Remove renderings superseded for a while (and abandoned temporary directories)."""
+def _collect(parent: Path, link: Path) -> None:
+    """Remove renderings superseded for a while (and abandoned temporary directories); never
+    the one ``link`` points to now."""
+    try:
+        keep = os.path.basename(os.readlink(link))
+    except OSError:
+        keep = ""
     cutoff = time.time() - _SUPERSEDED_GRACE
     for entry in parent.iterdir():
         if entry.name == keep:

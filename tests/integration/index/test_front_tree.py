@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,26 @@ def test_yank_and_deletion_unlink_the_page(tree: Path, published, client: Client
 def test_no_tree_without_the_setting(published, client: Client, tmp_path: Path) -> None:
     client.get("/simple/demo-pkg/")
     assert front.directory() is None and front.published("demo-pkg")
+
+
+def test_superseded_renderings_are_collected_but_never_the_linked_one(
+    tree: Path, published, client: Client, alice_token: str, tmp_path: Path
+) -> None:
+    client.get("/simple/demo-pkg/")
+    first = _linked(tree, "demo-pkg")
+    assert first is not None
+    old = time.time() - 3600
+    os.utime(first, (old, old))  # linked long ago: still kept while it is the current one
+    front.publish("demo-pkg")
+    assert first.is_dir()
+    assert (
+        upload(
+            client, make_wheel(tmp_path, name="Demo_Pkg", version="5.0"), alice_token
+        ).status_code
+        == 200
+    )
+    client.get("/simple/demo-pkg/")
+    second = _linked(tree, "demo-pkg")
+    assert second is not None and second != first
+    assert not first.exists()  # superseded an hour ago
+    assert sorted(p.name for p in second.parent.iterdir()) == [second.name]
