@@ -152,15 +152,14 @@ def test_superseded_renderings_are_collected_but_never_the_linked_one(
     first = _linked(tree, "demo-pkg")
     assert first is not None
     old = time.time() - 3600
-    os.utime(first, (old, old))  # linked long ago: still kept while it is the current one
-    front.publish("demo-pkg")
-    assert first.is_dir()
-    assert (
-        upload(
-            client, make_wheel(tmp_path, name="Demo_Pkg", version="5.0"), alice_token
-        ).status_code
-        == 200
-    )
+    os.utime(first, (old, old))  # linked an hour ago: kept while it is the current one
+    abandoned = first.parent / ".tmp-abandoned"
+    abandoned.mkdir()
+    os.utime(abandoned, (old, old))
+    front._collect(first.parent, tree / "simple" / "demo-pkg")
+    assert first.is_dir() and not abandoned.exists()
+    wheel = make_wheel(tmp_path, name="Demo_Pkg", version="5.0")
+    assert upload(client, wheel, alice_token).status_code == 200
     client.get("/simple/demo-pkg/")
     second = _linked(tree, "demo-pkg")
     assert second is not None and second != first
