@@ -454,6 +454,16 @@ def load_validation_settings(environ: dict[str, str] | None = None) -> tuple[Pol
     return _policy(settings), _limits(settings)
 
 
+def _front_pages_dir(settings: dict[str, object], data_dir: Path, embedded: bool) -> Path | None:
+    """Where pre-rendered simple pages live (index/front.py): as configured ("off": nowhere);
+    by default ``<data>/pages`` on the embedded default, whose workers all share the data
+    directory, and none otherwise (the nodes of a cluster need a directory they all share)."""
+    if "front_pages_dir" not in settings:
+        return data_dir / "pages" if embedded else None
+    value = str(settings["front_pages_dir"]).strip()
+    return None if value.lower() in ("", "off") else Path(value).expanduser().resolve()
+
+
 def load_config(environ: dict[str, str] | None = None) -> Config:
     settings = _raw_settings(environ)
 
@@ -531,10 +541,6 @@ def load_config(environ: dict[str, str] | None = None) -> Config:
             settings.get("deleted_project_reservation_days", 30),
         ),
         secret_key_generated=generated,
-        front_pages_dir=(
-            Path(str(settings["front_pages_dir"])).expanduser().resolve()
-            if settings.get("front_pages_dir")
-            else None
-        ),
+        front_pages_dir=_front_pages_dir(settings, data_dir, embedded),
         tuf=_tuf(settings, data_dir),
     )

@@ -149,3 +149,18 @@ def test_proxy_ssl_header(tmp_path):
     toml.write_text('proxy_ssl_header = "X-Forwarded-Scheme"\n')
     from_file = load_config({"BASTION_CONFIG": str(toml), "BASTION_DATA_DIR": str(tmp_path)})
     assert from_file.secure_proxy_ssl_header == ("HTTP_X_FORWARDED_SCHEME", "https")
+
+
+def test_front_pages_dir_defaults_to_the_data_dir_only_on_the_embedded_default(tmp_path):
+    embedded = load_config({"BASTION_DATA_DIR": str(tmp_path)})
+    assert embedded.front_pages_dir == tmp_path.resolve() / "pages"
+    off = load_config({"BASTION_DATA_DIR": str(tmp_path), "BASTION_FRONT_PAGES_DIR": "off"})
+    assert off.front_pages_dir is None
+    cluster = {
+        "BASTION_DATA_DIR": str(tmp_path),
+        "BASTION_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/x",
+        "BASTION_SECRET_KEY": "k" * 50,
+    }
+    assert load_config(cluster).front_pages_dir is None  # nodes must name a shared directory
+    shared = load_config({**cluster, "BASTION_FRONT_PAGES_DIR": str(tmp_path / "front")})
+    assert shared.front_pages_dir == tmp_path.resolve() / "front"

@@ -51,6 +51,17 @@ def representation_etag(page: Page, content_type: str) -> str:
 
 
 def page_answer(page: Page, content_type: str, *, method: str, if_none_match: str | None) -> Answer:
+    status, headers = page_head(
+        page, content_type, length=len(page.body), if_none_match=if_none_match
+    )
+    return Answer(status, headers, b"" if status == 304 or method == "HEAD" else page.body)
+
+
+def page_head(
+    page: Page, content_type: str, *, length: int, if_none_match: str | None
+) -> tuple[int, tuple[tuple[str, str], ...]]:
+    """Status (200, or 304 when ``if_none_match`` names the page's ETag) and headers of the
+    answer with a page of ``length`` bytes: the same wherever the bytes come from."""
     etag = representation_etag(page, content_type)
     headers = [
         ("Vary", "Accept"),
@@ -65,10 +76,10 @@ def page_answer(page: Page, content_type: str, *, method: str, if_none_match: st
         ("X-Accel-Expires", "@1"),
     ]
     if etag_matches(if_none_match, etag):
-        return Answer(304, tuple(headers), b"")
+        return 304, tuple(headers)
     headers.append(("Content-Type", CONTENT_TYPES[content_type]))
-    headers.append(("Content-Length", str(len(page.body))))
-    return Answer(200, tuple(headers), b"" if method == "HEAD" else page.body)
+    headers.append(("Content-Length", str(length)))
+    return 200, tuple(headers)
 
 
 def cached_answer(

@@ -51,6 +51,15 @@ class FastPath:
         if method in ("GET", "HEAD") and not environ.get("QUERY_STRING") and self._allowed(environ):
             path = environ.get("PATH_INFO", "")
             if (page := _PROJECT_PAGE.match(path)) is not None:
+                served = self._from_tree(page.group(1), method, environ)
+                if served is not None:
+                    start_response(_STATUS[served.status], [*served.headers, *self.extra_headers])
+                    if served.body is None:
+                        return []
+                    if isinstance(served.body, bytes):
+                        return [served.body]
+                    wrapper = environ.get("wsgi.file_wrapper")  # sendfile
+                    return wrapper(served.body, _FILE_BLOCK) if wrapper else _blocks(served.body)
                 answer = self._page(page.group(1), method, environ)
                 if answer is not None:
                     start_response(_STATUS[answer.status], [*answer.headers, *self.extra_headers])
@@ -95,6 +104,17 @@ class FastPath:
             body = wrapper(handle, _FILE_BLOCK) if wrapper else _blocks(handle)
         start_response(_STATUS[download.status], [*download.headers, *self.extra_headers])
         return body
+
+    def _from_tree(
+        self, project: str | None, method: str, environ: dict[str, Any]
+    ) -> front.Served | None:
+        """The page from the pre-rendered tree (``front.serve``): no database at all."""
+        chosen = negotiation.choose(environ.get("HTTP_ACCEPT"))
+        if chosen is None:
+            return None
+        return front.serve(
+            project, chosen, method=method, if_none_match=environ.get("HTTP_IF_NONE_MATCH")
+        )
 
     def _page(
         self, project: str | None, method: str, environ: dict[str, Any]

@@ -30,17 +30,26 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from django.db import connection, transaction
 
-from bastion.index import pages
+from bastion.index import answers, negotiation, pages
 
 log = logging.getLogger(__name__)
 
 ROOT = "_root"  # not a normalized project name, so never a project's
 _NAME = re.compile(r"\A(?:[a-z0-9]+(?:-[a-z0-9]+)*|_root)\Z")
+_LEAF = re.compile(r"\A([0-9]+)\.([0-9a-f]{40})\.([0-9a-f]{40})\Z")
+_IN_MEMORY = 1024 * 1024  # larger pages are sent from their file, so memory does not grow
+_FILES = {
+    negotiation.JSON: "index.json",
+    negotiation.V1_HTML: "index.v1html",
+    negotiation.TEXT_HTML: "index.html",
+}
 _SUPERSEDED_GRACE = 60.0  # seconds a replaced rendering stays for requests already reading it
 
 
@@ -79,11 +88,75 @@ def _current_serial(name: str) -> int | None:
     return None if row is None else int(row[0])
 
 
+@dataclass(frozen=True)
+class Served:
+    """A page answered from the tree: ``body`` is its bytes (kept in the worker's memory), or
+    the open file for a large one (the root of a big index), or None for a 304 or a HEAD."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes | BinaryIO | None
+
+
+def serve(
+    project: str | None, content_type: str, *, method: str, if_none_match: str | None
+) -> Served | None:
+    """The answer to a page request from the tree alone (no query), or None when the tree has
+    no current page for it.
+
+    Trusting the link is what nginx does too: every change removes it before its request
+    returns, and only a rendering still current when linked is ever linked. The file is opened
+    through the link's target as read once, so the body always matches the headers.
+    """
+    tree = directory()
+    if tree is None:
+        return None
+    link = _link(tree, project or ROOT)
+    try:
+        target = os.readlink(link)
+    except OSError:
+        return None
+    leaf = _LEAF.match(os.path.basename(target))
+    if leaf is None:
+        return None
+    serial, json_hex, html_hex = leaf.groups()
+    hexdigest = json_hex if content_type == negotiation.JSON else html_hex
+    page = pages.Page(body=b"", etag=f'"{hexdigest}"', serial=int(serial))
+    if answers.etag_matches(if_none_match, answers.representation_etag(page, content_type)):
+        status, headers = answers.page_head(
+            page, content_type, length=0, if_none_match=if_none_match
+        )
+        return Served(status, headers, None)
+    name = _FILES[content_type]
+    key = f"{leaf.group(0)}/{name}"  # a rendering's files never change: a key for its bytes
+    cached = pages.BODIES.get(key)
+    if cached is not None:
+        status, headers = answers.page_head(
+            page, content_type, length=len(cached), if_none_match=None
+        )
+        return Served(status, headers, None if method == "HEAD" else cached)
+    try:
+        handle = open(link.parent / target / name, "rb")
+    except OSError:
+        return None  # superseded and collected meanwhile: the database decides
+    length = os.fstat(handle.fileno()).st_size
+    status, headers = answers.page_head(page, content_type, length=length, if_none_match=None)
+    if method == "HEAD":
+        handle.close()
+        return Served(status, headers, None)
+    if length > _IN_MEMORY:
+        return Served(status, headers, handle)  # sent with sendfile, never held in memory
+    with handle:
+        body = handle.read()
+    pages.BODIES.put(key, body)
+    return Served(status, headers, body)
+
+
 def published(project: str | None) -> bool:
     """Whether the front has a current link for ``project`` (None: the root); True when no
     front is configured (there is nothing to publish)."""
     tree = directory()
-    return tree is None or os.path.lexists(_link(tree, project or ROOT))
+    return tree is None or os.path.exists(_link(tree, project or ROOT))
 
 
 def publish(project: str | None) -> None:
@@ -104,7 +177,7 @@ def publish(project: str | None) -> None:
 
 def _publish(tree: Path, name: str) -> None:
     link = _link(tree, name)
-    if os.path.lexists(link) or connection.in_atomic_block:
+    if os.path.exists(link) or connection.in_atomic_block:  # (a dangling link: publish again)
         return  # (inside a transaction the serial check could read an old snapshot)
     if name == ROOT:
         html, json = pages.root_page(pages.ROOT_HTML), pages.root_page(pages.ROOT_JSON)

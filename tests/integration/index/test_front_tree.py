@@ -140,9 +140,11 @@ def test_yank_and_deletion_unlink_the_page(tree: Path, published, client: Client
     assert _linked(tree, "demo-pkg") is None  # nothing to publish for a missing project
 
 
-def test_no_tree_without_the_setting(published, client: Client, tmp_path: Path) -> None:
+def test_no_tree_when_turned_off(settings, published, client: Client) -> None:
+    settings.BASTION = dataclasses.replace(settings.BASTION, front_pages_dir=None)
     client.get("/simple/demo-pkg/")
     assert front.directory() is None and front.published("demo-pkg")
+    assert front.serve("demo-pkg", "text/html", method="GET", if_none_match=None) is None
 
 
 def test_superseded_renderings_are_collected_but_never_the_linked_one(
@@ -165,3 +167,81 @@ def test_superseded_renderings_are_collected_but_never_the_linked_one(
     assert second is not None and second != first
     assert not first.exists()  # superseded an hour ago
     assert sorted(p.name for p in second.parent.iterdir()) == [second.name]
+
+
+@pytest.mark.parametrize("accept", [None, JSON_TYPE, "application/vnd.pypi.simple.v1+html"])
+@pytest.mark.parametrize("path", ["/simple/demo-pkg/", "/simple/"])
+def test_a_node_answers_from_the_tree_without_the_database(
+    tree: Path, published, client: Client, accept, path, django_assert_num_queries
+) -> None:
+    from tests.integration.index.test_fastpath import COMPARED
+
+    recorder = Recorder()
+    fast = FastPath(recorder)
+    headers = {"accept": accept} if accept else {}
+    slow = call(recorder, path, **headers)  # Django renders, answers and publishes
+    assert _linked(tree, "demo-pkg" if path != "/simple/" else front.ROOT) is not None
+    with django_assert_num_queries(0):
+        quick = call(fast, path, **headers)
+        not_modified = call(fast, path, if_none_match=slow[1]["ETag"], **headers)
+        head = call(fast, path, method="HEAD", **headers)
+    assert recorder.calls == 1
+    assert quick[0] == 200 and quick[2] == slow[2]
+    for name in COMPARED:
+        assert quick[1].get(name) == slow[1].get(name), name
+    assert not_modified[0] == 304 and not_modified[2] == b""
+    assert not_modified[1]["ETag"] == slow[1]["ETag"] and "Content-Type" not in not_modified[1]
+    assert head[0] == 200 and head[2] == b""
+    assert head[1]["Content-Length"] == str(len(slow[2]))
+
+
+def test_the_tree_never_answers_with_a_page_an_upload_replaced(
+    tree: Path, published, client: Client, alice_token: str, tmp_path: Path
+) -> None:
+    recorder = Recorder()
+    fast = FastPath(recorder)
+    client.get("/simple/demo-pkg/", HTTP_ACCEPT=JSON_TYPE)
+    before = call(fast, "/simple/demo-pkg/", accept=JSON_TYPE)
+    assert recorder.calls == 0 and "6.0" not in json.loads(before[2])["versions"]
+    wheel = make_wheel(tmp_path, name="Demo_Pkg", version="6.0")
+    assert upload(client, wheel, alice_token).status_code == 200
+    after = call(fast, "/simple/demo-pkg/", accept=JSON_TYPE, if_none_match=before[1]["ETag"])
+    assert after[0] == 200 and "6.0" in json.loads(after[2])["versions"]
+    assert int(after[1]["X-PyPI-Last-Serial"]) > int(before[1]["X-PyPI-Last-Serial"])
+    # the fast path rendered it from the database, published it, and serves it from the tree
+    assert _linked(tree, "demo-pkg") is not None
+    assert call(fast, "/simple/demo-pkg/", accept=JSON_TYPE)[2] == after[2]
+
+
+def test_a_collected_rendering_falls_back_to_the_database(
+    tree: Path, published, client: Client
+) -> None:
+    import shutil
+
+    client.get("/simple/demo-pkg/")
+    content = _linked(tree, "demo-pkg")
+    assert content is not None
+    shutil.rmtree(content)  # the link dangles
+    assert front.serve("demo-pkg", "text/html", method="GET", if_none_match=None) is None
+    recorder = Recorder()
+    status, _headers, body = call(FastPath(recorder), "/simple/demo-pkg/")
+    assert status == 200 and b"demo_pkg-1.0.tar.gz" in body
+    assert _linked(tree, "demo-pkg") is not None and _linked(tree, "demo-pkg").is_dir()
+
+
+def test_a_large_page_is_sent_from_its_file_and_never_kept_in_memory(
+    tree: Path, published, client: Client, monkeypatch
+) -> None:
+    monkeypatch.setattr(front, "_IN_MEMORY", 10)  # every page counts as large
+    pages.BODIES.clear()
+    slow = client.get("/simple/", HTTP_ACCEPT=JSON_TYPE)
+    pages.BODIES.clear()
+    served = front.serve(None, JSON_TYPE, method="GET", if_none_match=None)
+    assert served is not None and not isinstance(served.body, bytes)
+    with served.body:
+        assert served.body.read() == slow.content
+    recorder = Recorder()
+    status, headers, body = call(FastPath(recorder), "/simple/", accept=JSON_TYPE)
+    assert (status, body, recorder.calls) == (200, slow.content, 0)
+    assert headers["Content-Length"] == str(len(slow.content))
+    assert len(pages.BODIES._bodies) == 0
