@@ -68,7 +68,7 @@ def _link(tree: Path, name: str) -> Path:
 def _locked(tree: Path, name: str) -> Iterator[None]:
     locks = tree / "locks"
     locks.mkdir(parents=True, exist_ok=True)
-    fd = os.open(locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(locks / f"{name}.lock", os.O_RDONLY | os.O_CREAT, 0o644)  # flock needs no write
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -245,3 +245,39 @@ def test_a_large_page_is_sent_from_its_file_and_never_kept_in_memory(
     assert (status, body, recorder.calls) == (200, slow.content, 0)
     assert headers["Content-Length"] == str(len(slow.content))
     assert len(pages.BODIES._bodies) == 0
+
+
+def test_a_publisher_inside_the_lock_delays_the_unlink_of_a_committed_change(
+    tree: Path, published, client: Client, alice_token: str, tmp_path: Path
+) -> None:
+    # The window on purpose: a publisher has passed its serial check under the lock and is about
+    # to link the page; an upload commits meanwhile. Its unlink must wait for the lock, so the
+    # link made just before is removed before the upload's request returns.
+    import threading
+
+    client.get("/simple/demo-pkg/")
+    old = _linked(tree, "demo-pkg")
+    assert old is not None
+    link = tree / "simple" / "demo-pkg"
+    link.unlink()
+    wheel = make_wheel(tmp_path, name="Demo_Pkg", version="7.0")
+    done = threading.Event()
+    statuses: list[int] = []
+
+    def upload_in_another_thread() -> None:
+        from django.db import connection
+
+        try:
+            statuses.append(upload(Client(), wheel, alice_token).status_code)
+        finally:
+            connection.close()
+            done.set()
+
+    with front._locked(tree, "demo-pkg"):
+        uploader = threading.Thread(target=upload_in_another_thread)
+        uploader.start()
+        assert not done.wait(2.0)  # committed, and now waiting for the lock to unlink
+        os.symlink(os.path.relpath(old, link.parent), link)  # the publisher's link
+    uploader.join(30)
+    assert statuses == [200]
+    assert _linked(tree, "demo-pkg") is None  # removed before the upload returned
