@@ -261,3 +261,14 @@ def test_a_file_missing_from_storage_is_left_to_django(published, settings):
     status, _headers, body = call(fast, url)
     assert (status, recorder.calls) == (404, 1)
     assert b"missing from storage" in body
+
+
+def test_a_larger_download_is_streamed_from_its_file(published, monkeypatch):
+    from bastion.index import fastpath
+
+    monkeypatch.setattr(fastpath, "_SMALL", 10)  # every file counts as large
+    recorder = Recorder()
+    status, headers, body = call(FastPath(recorder), _file_url(published))
+    assert (status, recorder.calls) == (200, 0)
+    assert body == published["wheel"].read_bytes()
+    assert headers["Content-Length"] == str(len(body))
