@@ -126,8 +126,9 @@ class BodyCache:
     Thread-safe: gunicorn's threads share it.
     """
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, max_item_bytes: int) -> None:
         self.max_bytes = max_bytes
+        self.max_item_bytes = max_item_bytes
         self._bodies: OrderedDict[str, bytes] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
@@ -140,8 +141,9 @@ class BodyCache:
             return body
 
     def put(self, etag: str, body: bytes) -> None:
-        if len(body) > self.max_bytes // 4:
-            return  # a huge page would evict everything else
+        if len(body) > self.max_item_bytes:
+            return  # a huge page (the root of a big index) would evict everything else, and
+            # keeping it would make memory grow with the index: it is read when needed
         with self._lock:
             if etag in self._bodies:
                 return
@@ -157,7 +159,7 @@ class BodyCache:
             self._size = 0
 
 
-BODIES = BodyCache(max_bytes=64 * 1024 * 1024)
+BODIES = BodyCache(max_bytes=64 * 1024 * 1024, max_item_bytes=1024 * 1024)
 
 
 # The freshness checks of a cache hit, the hottest queries there are: written out in SQL because

@@ -135,10 +135,10 @@ def test_a_body_not_in_memory_is_read_once_then_served_from_memory(client, publi
 def test_the_body_cache_is_bounded_and_keyed_by_content():
     from bastion.index.pages import BodyCache
 
-    cache = BodyCache(max_bytes=100)
+    cache = BodyCache(max_bytes=100, max_item_bytes=25)
     cache.put("a", b"x" * 20)
     cache.put("b", b"y" * 20)
-    cache.put("huge", b"z" * 30)  # more than a quarter of the bound: never kept
+    cache.put("huge", b"z" * 30)  # larger than one item may be: never kept
     assert cache.get("huge") is None
     cache.get("a")  # recently used
     for name in "cdef":
