@@ -57,6 +57,7 @@ SERVERS = ("nginx", "bastion", "bastion-front", "pypiserver")
 SUTS = ("bastion", "bastion-front", "pypiserver")
 ADAPTER = {"bastion": ALONE, "bastion-front": FRONT, "pypiserver": "pypiserver", "nginx": "nginx"}
 STEPS = ("w1", "w2", "w2x100k", "w3", "rss500", "w4")
+FRONT_BAR = 0.9  # issue 12: through the documented nginx front, ≥ 0.9× of nginx-static
 PEP691 = "application/vnd.pypi.simple.v1+json"
 
 
@@ -578,8 +579,8 @@ def build_table(rows: list[dict], run_id: str, meta: dict) -> str:
     row(
         "W1 `/simple/<p>/`, 1,000 files, HTML, c1",
         [fmt_wrk(cs[s]) for s in SERVERS],
-        "≥ 0.5× alone",
-        f"{mark(ratio_ok(cs['bastion']))} / {mark(ratio_ok(cs['bastion-front']))}",
+        "≥ 0.5× alone; front ≥ 0.9×",
+        f"{mark(ratio_ok(cs['bastion']))} / {mark(ratio_ok(cs['bastion-front'], FRONT_BAR))}",
     )
     # W1 HTML c32 + p99
     cs32 = {s: wrk_cell(rows, run_id, "w1", 32, "html", s) for s in SERVERS}
@@ -589,7 +590,8 @@ def build_table(rows: list[dict], run_id: str, meta: dict) -> str:
     if front_vs_alone is not None:
         cells[2] += f"; {front_vs_alone:.2f}× alone"
     ok_alone = None if a is None else (a["ratio"] >= 0.5 and (a["p99"] or 1e9) <= 25)
-    ok_front = None if front_vs_alone is None else (front_vs_alone >= 0.9 and fr["p99"] <= 25)
+    # The front's bar is issue 12's: ≥ 0.9× of nginx-static (not of bastion alone).
+    ok_front = None if fr is None else (fr["ratio"] >= FRONT_BAR and (fr["p99"] or 1e9) <= 25)
     row(
         "W1 same, c32 (+ p99 latency)",
         cells,
@@ -607,8 +609,8 @@ def build_table(rows: list[dict], run_id: str, meta: dict) -> str:
     row(
         "W1 JSON, c32",
         cells,
-        "≥ 0.5× alone",
-        f"{mark(ratio_ok(cj['bastion']))} / {mark(ratio_ok(cj['bastion-front']))}",
+        "≥ 0.5× alone; front ≥ 0.9×",
+        f"{mark(ratio_ok(cj['bastion']))} / {mark(ratio_ok(cj['bastion-front'], FRONT_BAR))}",
     )
     # CPU per request, W1 c32 HTML
     cells = [
@@ -658,8 +660,8 @@ def build_table(rows: list[dict], run_id: str, meta: dict) -> str:
     row(
         f"W2 `/simple/`, {meta.get('w2_projects_small', 10000):,} projects, c32",
         [fmt_wrk(c10[s], rss=True) for s in SERVERS],
-        "≥ 0.5× alone",
-        f"{mark(ratio_ok(c10['bastion']))} / {mark(ratio_ok(c10['bastion-front']))}",
+        "≥ 0.5× alone; front ≥ 0.9×",
+        f"{mark(ratio_ok(c10['bastion']))} / {mark(ratio_ok(c10['bastion-front'], FRONT_BAR))}",
     )
     c100 = {s: wrk_cell(rows, x100, "w2", 32, "html", s) for s in SERVERS}
 
@@ -669,7 +671,7 @@ def build_table(rows: list[dict], run_id: str, meta: dict) -> str:
         return c100[s]["rss"] <= 1.2 * c10[s]["rss"]
 
     def ok100(s):
-        r, i = ratio_ok(c100[s]), indep(s)
+        r, i = ratio_ok(c100[s], FRONT_BAR if s == "bastion-front" else 0.5), indep(s)
         return None if r is None or i is None else (r and i)
 
     cells = [fmt_wrk(c100[s], rss=True) for s in SERVERS]
@@ -679,7 +681,8 @@ def build_table(rows: list[dict], run_id: str, meta: dict) -> str:
     row(
         f"W2 `/simple/`, {meta.get('w2_projects', 100000):,} projects, c32",
         cells,
-        "≥ 0.5× alone, memory independent of count (taken as: peak RSS ≤ 1.2× W2 at 10,000)",
+        "≥ 0.5× alone (front ≥ 0.9×), memory independent of count (taken as: peak RSS ≤ 1.2× W2 "
+        "at 10,000)",
         f"{mark(ok100('bastion'))} / {mark(ok100('bastion-front'))}",
     )
     # W4
