@@ -50,6 +50,7 @@ _FILES = {
     negotiation.V1_HTML: "index.v1html",
     negotiation.TEXT_HTML: "index.html",
 }
+_publish_failed = False  # logged in full once per process
 _SUPERSEDED_GRACE = 60.0  # seconds a replaced rendering stays for requests already reading it
 
 
@@ -169,10 +170,20 @@ def publish(project: str | None) -> None:
     if tree is None:
         return
     name = project or ROOT
+    global _publish_failed
     try:
         _publish(tree, name)
     except Exception:  # noqa: BLE001 - the nodes keep answering; logged for the operator
-        log.exception("publishing the simple page of %s for the nginx front failed", name)
+        # Once per process with the traceback (a broken tree fails every page request alike).
+        log.log(
+            logging.DEBUG if _publish_failed else logging.ERROR,
+            "publishing the simple page of %s into %s failed; pages are answered from the "
+            "database meanwhile",
+            name,
+            tree,
+            exc_info=not _publish_failed,
+        )
+        _publish_failed = True
 
 
 def _publish(tree: Path, name: str) -> None:

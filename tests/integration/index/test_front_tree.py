@@ -281,3 +281,17 @@ def test_a_publisher_inside_the_lock_delays_the_unlink_of_a_committed_change(
     uploader.join(30)
     assert statuses == [200]
     assert _linked(tree, "demo-pkg") is None  # removed before the upload returned
+
+
+def test_a_tree_that_cannot_be_written_leaves_pages_to_the_database(
+    settings, published, client: Client, tmp_path: Path, caplog, monkeypatch
+) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the tree should be")
+    settings.BASTION = dataclasses.replace(settings.BASTION, front_pages_dir=blocked)
+    monkeypatch.setattr(front, "_publish_failed", False)
+    for _ in range(3):
+        page = client.get("/simple/demo-pkg/", HTTP_ACCEPT=JSON_TYPE)
+        assert page.status_code == 200 and b"demo_pkg-1.0.tar.gz" in page.content
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and "publishing" in r.message]
+    assert len(errors) == 1  # once per process, not once per request
