@@ -51,16 +51,22 @@ class FastPath:
         method = environ.get("REQUEST_METHOD", "GET")
         if method in ("GET", "HEAD") and not environ.get("QUERY_STRING") and self._allowed(environ):
             path = environ.get("PATH_INFO", "")
-            if (page := _PROJECT_PAGE.match(path)) is not None:
-                served = self._from_tree(page.group(1), method, environ)
+            page = _PROJECT_PAGE.match(path)
+            chosen = negotiation.choose(environ.get("HTTP_ACCEPT")) if page else None
+            if page is not None and chosen is not None:
+                if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+                # From the pre-rendered tree (no database at all), else from the cache.
+                served = front.serve(
+                    page.group(1), chosen, method=method, if_none_match=if_none_match
+                )
                 if served is not None:
                     start_response(_STATUS[served.status], [*served.headers, *self.extra_headers])
                     if served.body is None:
                         return []
                     if isinstance(served.body, bytes):
                         return [served.body]
-                    return _send(served.body, _SMALL + 1, environ)
-                answer = self._page(page.group(1), method, environ)
+                    return _stream(served.body, environ)
+                answer = self._page(page.group(1), chosen, method, if_none_match)
                 if answer is not None:
                     start_response(_STATUS[answer.status], [*answer.headers, *self.extra_headers])
                     return [answer.body]
@@ -100,28 +106,13 @@ class FastPath:
                 handle = open(download.store.local_path(download.blob_key), "rb")
             except FileNotFoundError:
                 return None  # Django's 404 says the content is missing
-            body = _send(handle, download.length, environ)
+            body = _whole(handle, download.length, environ)
         start_response(_STATUS[download.status], [*download.headers, *self.extra_headers])
         return body
 
-    def _from_tree(
-        self, project: str | None, method: str, environ: dict[str, Any]
-    ) -> front.Served | None:
-        """The page from the pre-rendered tree (``front.serve``): no database at all."""
-        chosen = negotiation.choose(environ.get("HTTP_ACCEPT"))
-        if chosen is None:
-            return None
-        return front.serve(
-            project, chosen, method=method, if_none_match=environ.get("HTTP_IF_NONE_MATCH")
-        )
-
     def _page(
-        self, project: str | None, method: str, environ: dict[str, Any]
+        self, project: str | None, chosen: str, method: str, if_none_match: str | None
     ) -> answers.Answer | None:
-        chosen = negotiation.choose(environ.get("HTTP_ACCEPT"))
-        if chosen is None:
-            return None
-        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
         # Django's request_started/finished signals do this for requests it handles.
         close_old_connections()
         try:
@@ -135,19 +126,24 @@ class FastPath:
                 answer = answers.cached_answer(
                     project, kind, chosen, method=method, if_none_match=if_none_match
                 )
-            if answer is not None and not front.published(project):
-                front.publish(project)  # the nginx front serves the next request itself
+            if answer is not None:
+                front.publish(project)  # the tree (and the nginx front) serve the next one
             return answer
         finally:
             close_old_connections()
 
 
-def _send(handle: Any, length: int, environ: dict[str, Any]) -> Iterable[bytes]:
-    """The body of an open file: read at once when small (one write is cheaper than Python's
-    sendfile loop), else with the server's sendfile (gunicorn's wsgi.file_wrapper)."""
+def _whole(handle: Any, length: int, environ: dict[str, Any]) -> Iterable[bytes]:
+    """An open file of ``length`` bytes: read at once when small (one write is cheaper than
+    Python's sendfile loop), else streamed."""
     if length <= _SMALL:
         with handle:
             return [handle.read()]
+    return _stream(handle, environ)
+
+
+def _stream(handle: Any, environ: dict[str, Any]) -> Iterable[bytes]:
+    """An open file with the server's sendfile (gunicorn's wsgi.file_wrapper), or in blocks."""
     wrapper = environ.get("wsgi.file_wrapper")
     return wrapper(handle, _FILE_BLOCK) if wrapper else _blocks(handle)
 

@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 ROOT = "_root"  # not a normalized project name, so never a project's
 _NAME = re.compile(r"\A(?:[a-z0-9]+(?:-[a-z0-9]+)*|_root)\Z")
 _LEAF = re.compile(r"\A([0-9]+)\.([0-9a-f]{40})\.([0-9a-f]{40})\Z")
-_IN_MEMORY = 1024 * 1024  # larger pages are sent from their file, so memory does not grow
 _FILES = {
     negotiation.JSON: "index.json",
     negotiation.V1_HTML: "index.v1html",
@@ -145,7 +144,7 @@ def serve(
     if method == "HEAD":
         handle.close()
         return Served(status, headers, None)
-    if length > _IN_MEMORY:
+    if length > pages.BODIES.max_item_bytes:
         return Served(status, headers, handle)  # sent with sendfile, never held in memory
     with handle:
         body = handle.read()
@@ -154,8 +153,8 @@ def serve(
 
 
 def published(project: str | None) -> bool:
-    """Whether the front has a current link for ``project`` (None: the root); True when no
-    front is configured (there is nothing to publish)."""
+    """Whether the front has a current link for ``project`` (None: the root; a dangling link is
+    none); True when no front is configured (there is nothing to publish)."""
     tree = directory()
     return tree is None or os.path.exists(_link(tree, project or ROOT))
 
@@ -163,11 +162,13 @@ def published(project: str | None) -> bool:
 def publish(project: str | None) -> None:
     """Put ``project``'s pages (None: the root's) in the front's tree, if still current.
 
-    Called by a node after it answered a page the front did not have. Never fails the request
-    that called it: a page that cannot be published is served by the nodes instead.
+    Called by a node after it answered a page; returns at once when the tree has it already.
+    Never fails the request that called it: a page that cannot be published is served by the
+    nodes instead.
     """
     tree = directory()
-    if tree is None:
+    # Inside a transaction the serial check could read an old snapshot: never publish there.
+    if tree is None or published(project) or connection.in_atomic_block:
         return
     name = project or ROOT
     global _publish_failed
@@ -188,8 +189,6 @@ def publish(project: str | None) -> None:
 
 def _publish(tree: Path, name: str) -> None:
     link = _link(tree, name)
-    if os.path.exists(link) or connection.in_atomic_block:  # (a dangling link: publish again)
-        return  # (inside a transaction the serial check could read an old snapshot)
     if name == ROOT:
         html, json = pages.root_page(pages.ROOT_HTML), pages.root_page(pages.ROOT_JSON)
     else:

@@ -86,8 +86,7 @@ def simple_root(request: HttpRequest) -> HttpResponse:
         method=request.method or "GET",
         if_none_match=request.headers.get("If-None-Match"),
     )
-    if not front.published(None):
-        front.publish(None)
+    front.publish(None)  # nothing to do when the tree already has it
     return _answer_response(answer)
 
 
@@ -114,8 +113,7 @@ def simple_detail(request: HttpRequest, project: str) -> HttpResponseBase:
             response["Vary"] = "Accept"
             return response
         answer = answers.page_answer(page, chosen, method=method, if_none_match=if_none_match)
-    if not front.published(normalized):
-        front.publish(normalized)
+    front.publish(normalized)  # nothing to do when the tree already has it
     return _answer_response(answer)
 
 
@@ -206,9 +204,10 @@ def file_download(request: HttpRequest, path: str) -> HttpResponseBase:
     if download.status == 404:
         return _not_found(download.message)
     if download.status == 302:
-        response = redirect(download.location)
-        response["Cache-Control"] = "private, max-age=60"
-        return response
+        moved = redirect(download.location)
+        moved["Cache-Control"] = "private, max-age=60"
+        return moved
+    response: HttpResponseBase
     if download.store is None:  # 304, 416 or a HEAD: headers only
         response = HttpResponse(b"", status=download.status)
         if download.status == 304:

@@ -232,7 +232,7 @@ def test_a_collected_rendering_falls_back_to_the_database(
 def test_a_large_page_is_sent_from_its_file_and_never_kept_in_memory(
     tree: Path, published, client: Client, monkeypatch
 ) -> None:
-    monkeypatch.setattr(front, "_IN_MEMORY", 10)  # every page counts as large
+    monkeypatch.setattr(pages.BODIES, "max_item_bytes", 10)  # every page counts as large
     pages.BODIES.clear()
     slow = client.get("/simple/", HTTP_ACCEPT=JSON_TYPE)
     pages.BODIES.clear()
