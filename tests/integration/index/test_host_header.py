@@ -279,6 +279,19 @@ def test_fast_path_does_not_answer_a_foreign_host(published, host):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", ""])
+def test_fast_path_does_not_serve_a_file_to_a_foreign_host(published, host):
+    recorder = Recorder()
+    fast = FastPath(recorder)
+    url = "/files/" + File.objects.get(filename=published["wheel"].name).storage_key
+    assert call(fast, url, host="127.0.0.1:8000")[0] == 200
+    assert recorder.calls == 0  # a good host: answered without Django
+    status, _headers, body = call(fast, url, host=host)
+    assert status == 400 and b"evil" not in body
+    assert recorder.calls == 1  # fell through to Django, which refused it
+
+
+@pytest.mark.django_db(transaction=True)
 def test_fast_path_on_an_https_index_with_ssl_redirect(published, ssl_redirect):
     recorder = Recorder()
     fast = FastPath(recorder)
