@@ -76,6 +76,7 @@ _KEYS = (
     "tuf_bins_expiry",
     "tuf_gc_grace",
     "tuf_refresh_interval",
+    "tuf_sign_delay",
     "front_pages_dir",
 )
 
@@ -155,6 +156,9 @@ class TufSettings:
     bins_expiry: timedelta = timedelta(days=1)
     gc_grace: timedelta = timedelta(hours=1)  # superseded snapshots (and what only they name)
     refresh_interval: timedelta = timedelta(minutes=5)  # `bastion serve`'s refresh; 0: never
+    # Uploads are signed in rounds: this long after the last upload (at most 5x after the first
+    # one waiting), by the worker's background signer; 0: right after each upload.
+    sign_delay: timedelta = timedelta(seconds=1)
 
     @property
     def online_key_uri(self) -> str:
@@ -203,6 +207,9 @@ def _tuf(settings: dict[str, object], data_dir: Path) -> TufSettings:
         gc_grace=durations["tuf_gc_grace"],
         refresh_interval=_as_duration(
             "tuf_refresh_interval", settings.get("tuf_refresh_interval", "5m"), allow_zero=True
+        ),
+        sign_delay=_as_duration(
+            "tuf_sign_delay", settings.get("tuf_sign_delay", "1s"), allow_zero=True
         ),
     )
 

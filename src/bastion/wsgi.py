@@ -1,5 +1,6 @@
 """WSGI entry point used by ``bastion serve``: Django behind the simple-page fast path, and both
-behind the outage guard (a dependency down answers 503, ``bastion.outages``)."""
+behind the outage guard (a dependency down answers 503, ``bastion.outages``); uploads are signed
+(TUF) by each worker's background signer (``bastion.signing.background``)."""
 
 import os
 
@@ -10,5 +11,7 @@ django_application = get_wsgi_application()
 
 from bastion.index.fastpath import FastPath  # noqa: E402  (needs Django set up)
 from bastion.outages import OutageGuard  # noqa: E402
+from bastion.signing import background  # noqa: E402
 
+background.enable()  # uploads are signed by this worker's signer thread, in rounds
 application = OutageGuard(FastPath(django_application))

@@ -84,7 +84,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         stack.callback(built.stop)
         built.set_up()
         built.cli(
-            "user", "create", "carol", "--email", "carol@example.com", "--password-stdin",
+            "user",
+            "create",
+            "carol",
+            "--email",
+            "carol@example.com",
+            "--password-stdin",
             input=PASSWORD + "\n",
         )
         yield built
@@ -157,13 +162,32 @@ def _install(tool: str, node: LiveServer, requirement: str, target: Path) -> Non
     """pip or uv installs ``requirement`` into ``target`` with ``node`` as the only index."""
     if tool == "pip":
         args = [
-            PYTHON, "-m", "pip", "install", "--no-deps", "--target", str(target),
-            "--index-url", node.simple_url, requirement,
+            PYTHON,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--target",
+            str(target),
+            "--index-url",
+            node.simple_url,
+            requirement,
         ]
     else:
         args = [
-            UV, "pip", "install", "--no-config", "--no-cache", "--no-deps", "--python", PYTHON,
-            "--target", str(target), "--index-url", node.simple_url, requirement,
+            UV,
+            "pip",
+            "install",
+            "--no-config",
+            "--no-cache",
+            "--no-deps",
+            "--python",
+            PYTHON,
+            "--target",
+            str(target),
+            "--index-url",
+            node.simple_url,
+            requirement,
         ]
     result = run(args, env=client_environ(), timeout=300)
     assert result.returncode == 0, describe(result)
@@ -222,7 +246,10 @@ def test_storage_outage_is_a_clear_503_and_heals(
         status, reason, body = _health(node1)
         assert (status, reason) == (503, "Service Unavailable: storage unavailable")
         assert body == {
-            "status": "degraded", "database": "ok", "storage": "unavailable", "redis": "ok"
+            "status": "degraded",
+            "database": "ok",
+            "storage": "unavailable",
+            "redis": "ok",
         }
         # reads that need no blob keep serving; a download is a 503 naming storage
         assert node1.simple_files("cluster-base") != {}
@@ -348,7 +375,9 @@ def test_database_outage_is_a_503_naming_it_and_heals(
                 status, reason, body = _health(node)
                 assert (status, reason) == (503, "Service Unavailable: database unavailable")
                 assert body == {
-                    "status": "degraded", "database": "unavailable", "storage": "ok",
+                    "status": "degraded",
+                    "database": "unavailable",
+                    "storage": "ok",
                     "redis": "ok",
                 }
             result = node1.twine(second)
@@ -421,9 +450,7 @@ def test_kill_9_mid_upload_leaves_nothing_and_the_other_node_serves(
         with Watcher(node0, "cluster-base"):
             # 1. The body is in flight: node 1 has spooled part of it, then dies.
             connection, _unsent = _raw_upload_start(node1, cluster.token, wheel)
-            _wait_until(
-                lambda: any(p.stat().st_size > 0 for p in _spooled(node1)), "node 1 spools"
-            )
+            _wait_until(lambda: any(p.stat().st_size > 0 for p in _spooled(node1)), "node 1 spools")
             cluster.kill(1)
             connection.close()
             assert cluster.file_rows(name) == 0
@@ -514,8 +541,7 @@ def test_parallel_first_uploads_through_both_nodes(cluster: Cluster, tmp_path: P
     project = "cluster-race"
     wheels = [_wheel(tmp_path / f"w{n}", project, f"1.{n}") for n in range(RACE_UPLOADS)]
     auth = {
-        "Authorization": "Basic "
-        + base64.b64encode(f"__token__:{cluster.token}".encode()).decode()
+        "Authorization": "Basic " + base64.b64encode(f"__token__:{cluster.token}".encode()).decode()
     }
     go = threading.Event()
     seen_at_return: dict[str, list[bool]] = {}
@@ -573,22 +599,13 @@ def _wait_until_queued(url: str, wanted: int, timeout: float = 30.0) -> int:
     return most
 
 
-def _check_signed_history(
-    cluster: Cluster, project: str, wheels: list[Path], where: Path
-) -> None:
-    """Every snapshot and timestamp version from 1 to the current once (no fork, none lost),
-    and a fresh ngclient trusting 1.root.json (metadata from node 0, files from node 1)
-    verifies every wheel and the project's pages."""
+def _check_signed_history(cluster: Cluster, project: str, wheels: list[Path], where: Path) -> None:
+    """A fresh ngclient trusting 1.root.json (metadata from node 0, files from node 1) verifies
+    every wheel and the project's pages; then (its read of timestamp.json ran the last signing
+    round) every snapshot and timestamp version from 1 to the current is there once (no fork,
+    none lost)."""
     from tuf.ngclient import Updater
 
-    for role in ("snapshot", "timestamp"):
-        rows = cluster.query(
-            "SELECT version FROM signing_signedmetadata WHERE role = %s ORDER BY version", role
-        )
-        (current,) = cluster.query(
-            "SELECT version FROM signing_currentrole WHERE role = %s", role
-        )[0]
-        assert [version for (version,) in rows] == list(range(1, current + 1)), role
     (root,) = cluster.query(
         "SELECT body FROM signing_signedmetadata WHERE role = 'root' AND version = 1"
     )[0]
@@ -610,3 +627,11 @@ def _check_signed_history(
         assert Path(updater.download_target(info)).read_bytes() == wheel.read_bytes()
     for page in ("index.html", "index.json"):
         assert updater.get_targetinfo(f"simple/{project}/{page}") is not None
+    for role in ("snapshot", "timestamp"):
+        rows = cluster.query(
+            "SELECT version FROM signing_signedmetadata WHERE role = %s ORDER BY version", role
+        )
+        (current,) = cluster.query("SELECT version FROM signing_currentrole WHERE role = %s", role)[
+            0
+        ]
+        assert [version for (version,) in rows] == list(range(1, current + 1)), role

@@ -332,9 +332,40 @@ def test_uv_installs_through_the_verifying_proxy_and_fails_closed_when_tampered(
 # --- attacks on the proxy, with pip ---------------------------------------------------------
 
 
+def test_the_server_signs_uploads_in_the_background(
+    server: LiveServer, trusted_root: Path, tmp_path: Path
+) -> None:
+    """Nothing reads /tuf/ here: the worker's signer runs the round by itself, one
+    BASTION_TUF_SIGN_DELAY (1 s) after the upload."""
+    project = "e2e-tuf-background"
+    server.twine_ok(make_wheel(tmp_path, name=project, version="1.0"))
+    query = (
+        "SELECT i.serial, s.serial FROM projects_index_state i "
+        "JOIN signing_state s ON s.id = 1 WHERE i.id = 1"
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        ((index, signed),) = _sql(server, query)
+        if signed == index or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert signed == index, f"signed through serial {signed}, the index is at {index}"
+    ((targets,),) = _sql(
+        server, "SELECT count(*) FROM signing_target WHERE project = %s", [project]
+    )
+    assert targets == 3  # the wheel and both simple pages
+
+
+def _signed(server: LiveServer) -> None:
+    """Every upload signed, as a client's read of timestamp.json leaves it: no round comes
+    later to replace the metadata a test tampers with."""
+    assert server.get("/tuf/timestamp.json").status_code == 200
+
+
 def test_the_proxy_refuses_a_rollback_of_the_timestamp_or_the_snapshot(
     server: LiveServer, chain: dict[str, BuiltDist], trusted_root: Path, tmp_path: Path
 ) -> None:
+    _signed(server)
     current = _current_version(server, "timestamp")
     assert current >= 2, "the uploads of the chain published new timestamps"
     with _proxy(server, trusted_root, tmp_path) as index:
@@ -408,6 +439,7 @@ def test_the_proxy_refuses_a_bin_signed_by_another_key(
 ) -> None:
     bottom = chain["bottom"]
     key = _storage_key(server, bottom.normalized, bottom.wheel.name)
+    _signed(server)
     targets = json.loads(_metadata(server, "targets", _current_version(server, "targets")))
     succinct = SuccinctRoles.from_dict(dict(targets["signed"]["delegations"]["succinct_roles"]))
     role = succinct.get_role_for_target(key)

@@ -82,3 +82,15 @@ class SignedProject(models.Model):
 
     project = models.CharField(max_length=200, primary_key=True)  # normalized name
     serial = models.BigIntegerField()
+
+
+class SigningState(models.Model):
+    """A single row: every change up to this index serial (``projects_index_state.serial``)
+    is signed. Uploads leave their signing to the next round (``services.sign_changes``): a
+    worker's background signer shortly after, or the next read of ``timestamp.json``."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    serial = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "signing_state"

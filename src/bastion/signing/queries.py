@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import connection
 from django.db.models import Q
 
 from bastion.signing.models import CurrentRole, SignedMetadata, SignedPage
@@ -27,3 +28,17 @@ def signed_page(path: str, digest: str | None) -> bytes | None:
         pages = pages.filter(superseded=None)
     row = pages.values_list("body").first()
     return None if row is None else bytes(row[0])
+
+
+def unsigned_changes() -> bool:
+    """Whether the index changed since its last signing (one statement: one consistent view).
+
+    True too when the state row is missing (a flushed database): the next round signs all.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.serial, s.serial FROM projects_index_state i "
+            "LEFT JOIN signing_state s ON s.id = 1 WHERE i.id = 1"
+        )
+        row = cursor.fetchone()
+    return row is not None and (row[1] is None or row[0] > row[1])

@@ -5,6 +5,12 @@ upload, yank and deletion holds: on PostgreSQL a row lock shared by all nodes, o
 single writer. So the version history of each role is linear: bin-n, then snapshot, then
 timestamp (PEP 458 P129), never two versions of one role from two workers.
 
+When: a yank, un-yank, deletion or status change is signed in its own transaction. Uploads are
+signed in rounds (``sign_changes``: every project changed since ``SigningState.serial``, one
+snapshot and one timestamp for all of them): the worker's background signer runs one shortly
+after an upload (``background``), and a read of ``timestamp.json`` runs one first if anything is
+unsigned, so a client that starts from the timestamp always sees every upload that returned.
+
 Targets (docs/adr/0005-tuf-key-layout.md):
 - a distribution file: its storage key ``ab/cd/<blake2b rest>/<filename>``, the path after
   ``/files/`` (targets base URL ``<index>/files/``);
@@ -36,11 +42,18 @@ from tuf.api.metadata import (
 )
 
 from bastion.index import pages
-from bastion.projects.models import File, Project, ProjectStatus
+from bastion.projects.models import File, IndexState, Project, ProjectStatus
 from bastion.projects.services import lock_index
 from bastion.signing import keys as keyfiles
 from bastion.signing.errors import AlreadyInitialized, KeyProblem, NotInitialized, ThresholdNotMet
-from bastion.signing.models import CurrentRole, SignedMetadata, SignedPage, SignedProject, Target
+from bastion.signing.models import (
+    CurrentRole,
+    SignedMetadata,
+    SignedPage,
+    SignedProject,
+    SigningState,
+    Target,
+)
 from bastion.signing.repository import (
     BINS_PREFIX,
     DatabaseRepository,
@@ -275,30 +288,57 @@ def _publish(
     repository.publish(succinct, _bin_contents(sorted(set(bins))), extra=extra)
 
 
-def sign_project(project: Project | str, *, now: datetime | None = None) -> bool:
-    """Re-sign the targets of one project (after an upload, yank, un-yank or deletion).
+def _mark_signed(state: IndexState) -> None:
+    """Everything up to the locked state's serial is signed (``queries.unsigned_changes``)."""
+    SigningState.objects.bulk_create(
+        [SigningState(pk=1, serial=state.serial)],
+        update_conflicts=True,
+        unique_fields=["id"],
+        update_fields=["serial"],
+    )
 
-    Runs in its own transaction (a savepoint when called inside one) holding the index lock.
-    False when the repository is not initialized. Raises when signing fails.
+
+def sign_changes(*, also: str | None = None, now: datetime | None = None) -> bool:
+    """Sign every project changed since the last round, and ``also`` (a normalized name whose
+    rows may be gone: a deletion): their bins, then one snapshot and one timestamp.
+
+    Runs in its own transaction (a savepoint when called inside one) holding the index lock, so
+    no change commits between reading what changed and marking it signed. False when the
+    repository is not initialized. Raises when signing fails (nothing is marked signed then).
     """
-    name = project if isinstance(project, str) else project.normalized_name
     now = now or timezone.now()
     with transaction.atomic():
-        lock_index()
+        state = lock_index()
         roles = _trusted_roles()
         if roles is None:
             return False
         succinct = roles[2]
-        repository = _online_repository(now)
+        through = SigningState.objects.filter(pk=1).values_list("serial", flat=True).first()
+        names = set(
+            Project.objects.filter(serial__gt=through or 0).values_list(
+                "normalized_name", flat=True
+            )
+        )
+        if also is not None:
+            names.add(also)
         changes = _Changes()
-        _sync_project(name, succinct, changes, now)
+        for name in sorted(names):
+            _sync_project(name, succinct, changes, now)
         if changes.bins:
-            _publish(repository, succinct, changes.bins)
+            _publish(_online_repository(now), succinct, changes.bins)
+        _mark_signed(state)
     return True
 
 
+def sign_project(project: Project | str, *, now: datetime | None = None) -> bool:
+    """Re-sign the targets of one project (a yank, un-yank or deletion), with anything else
+    still unsigned. See ``sign_changes``."""
+    name = project if isinstance(project, str) else project.normalized_name
+    return sign_changes(also=name, now=now)
+
+
 def targets_changed(project: Project | str, *, now: datetime | None = None) -> None:
-    """The hook of uploads, yanks, un-yanks and deletions; never fails the change itself.
+    """The hook of yanks, un-yanks, deletions and status changes; never fails the change itself.
 
     Called inside the change's transaction, after its rows changed and under the index lock
     already held: the new metadata commits atomically with the change. If signing fails (the
@@ -329,7 +369,7 @@ def initialize(
     if root_threshold < 1 or root_threshold > len(root):
         raise ThresholdNotMet(f"a threshold of {root_threshold} needs as many root keys")
     with transaction.atomic():
-        lock_index()
+        state = lock_index()
         if initialized():
             raise AlreadyInitialized(
                 "the repository is already initialized; rotate keys with "
@@ -353,7 +393,7 @@ def initialize(
             online_key=online.public_key,
             bins=bins or settings.BASTION.tuf.bins,
         )
-        _repair(_online_repository(now, online=online), now)
+        _repair(_online_repository(now, online=online), now, state)
 
 
 def ensure_development_repository(*, quiet: bool = False) -> bool:
@@ -407,7 +447,8 @@ def _stale_projects() -> list[str]:
     return sorted(set(lagging) | set(orphaned))
 
 
-def _repair(repository: DatabaseRepository, now: datetime) -> int:
+def _repair(repository: DatabaseRepository, now: datetime, state: IndexState) -> int:
+    """Sign every project whose signed serial lags (or that is gone): all there is to sign."""
     succinct = _current_bins()
     changes = _Changes()
     names = _stale_projects()
@@ -415,6 +456,7 @@ def _repair(repository: DatabaseRepository, now: datetime) -> int:
         _sync_project(name, succinct, changes, now)
     if changes.bins:
         _publish(repository, succinct, changes.bins)
+    _mark_signed(state)
     return len(names)
 
 
@@ -431,13 +473,13 @@ def refresh(
     report = RefreshReport()
     lifetimes = _lifetimes()
     with transaction.atomic():
-        lock_index()
+        state = lock_index()
         if not initialized():
             raise NotInitialized("the signed repository is not initialized (bastion tuf init)")
         if offline is None and settings.BASTION.embedded and settings.BASTION.tuf.keys_dir.is_dir():
             offline = keyfiles.read_keys(settings.BASTION.tuf.keys_dir)
         repository = _online_repository(now)
-        report.projects = _repair(repository, now)
+        report.projects = _repair(repository, now, state)
         succinct = _current_bins()
         due = dict(
             CurrentRole.objects.filter(expires__lt=now + max(lifetimes.values())).values_list(

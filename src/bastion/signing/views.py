@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
 from django.views.decorators.csrf import csrf_exempt
@@ -16,6 +18,8 @@ from bastion.core.names import normalize_name
 from bastion.index.views import file_download
 from bastion.projects.models import File
 from bastion.signing import queries
+
+log = logging.getLogger(__name__)
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 TIMESTAMP_CACHE = "public, max-age=60"
@@ -56,13 +60,31 @@ def versioned_metadata(request: HttpRequest, version: str, role: str) -> HttpRes
     )
 
 
+def _sign_what_changed() -> bool:
+    """Sign the uploads of the last moments first, if any (``services.sign_changes``): a client
+    that starts from ``timestamp.json`` sees every upload that has returned. If signing fails
+    (the online key's KMS is down), the current metadata is served; the next round retries."""
+    if not queries.unsigned_changes():
+        return False
+    from bastion.signing.services import sign_changes  # loaded on first use
+
+    try:
+        return sign_changes()
+    except Exception:  # noqa: BLE001 - logged; answered from the metadata signed so far
+        log.exception("signing the latest changes failed; serving the metadata signed so far")
+        return False
+
+
 @csrf_exempt
 def current_metadata(request: HttpRequest, role: str) -> HttpResponse:
     """``timestamp.json`` (and ``root.json``: the current root, for whoever bootstraps trust)."""
     if (refused := _read_only(request)) is not None:
         return refused
+    body = queries.current_body(role)
+    if role == "timestamp" and body is not None and _sign_what_changed():
+        body = queries.current_body(role)
     return _answer(
-        queries.current_body(role),
+        body,
         content_type="application/json",
         cache=TIMESTAMP_CACHE,
         what=f"{role} metadata",
@@ -94,7 +116,12 @@ def signed_page(
     if (refused := _read_only(request)) is not None:
         return refused
     name = normalize_name(project)
-    body = queries.signed_page(f"simple/{name}/{page}", digest) if name == project else None
+    if name != project:
+        body = None
+    else:
+        if digest is None:  # the current page: the latest upload's, as for timestamp.json
+            _sign_what_changed()
+        body = queries.signed_page(f"simple/{name}/{page}", digest)
     return _answer(
         body,
         content_type=PAGE_TYPES[page],

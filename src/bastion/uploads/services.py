@@ -36,6 +36,7 @@ from bastion.projects.services import (
     reservation_message,
 )
 from bastion.security.errors import TokenInvalid
+from bastion.signing.background import soon as signing_soon
 from bastion.storage import BlobStore, StorageError, file_key, metadata_key
 from bastion.tokens import services as token_services
 from bastion.tokens.services import AuthenticatedToken
@@ -296,10 +297,8 @@ def upload_distribution(
         with transaction.atomic():
             outcome = _record(actor=actor, request=request, dist=dist, key=key, now=now)
             token_services.record_use(token, actor=actor, now=now)
-            if outcome.created:  # TUF: bin, snapshot, timestamp, under the index lock (ADR 0005)
-                from bastion.signing import services as signing  # loaded on first use
-
-                signing.targets_changed(dist.name, now=now)
+            if outcome.created:  # TUF: signed in the next round (bastion.signing.background)
+                transaction.on_commit(signing_soon)
     except BaseException:
         if not File.objects.filter(storage_key=key).exists():
             _forget_blob(store, key)

@@ -49,8 +49,10 @@ def wheel(tmp_path):
 
 @pytest.fixture
 def uploaded(client, repository, alice_token, wheel):
+    """The wheel uploaded and signed: by the round the next read of timestamp.json runs."""
     response = upload(client, wheel, alice_token)
     assert response.status_code == 200, response.content
+    assert client.get("/tuf/timestamp.json").status_code == 200
     return File.objects.get()
 
 
@@ -66,10 +68,18 @@ def test_a_new_repository_has_every_role_and_the_bins(repository):
     assert succinct["bit_length"] == 4 and succinct["name_prefix"] == "bins"
 
 
-def test_upload_publishes_bin_then_snapshot_then_timestamp(client, repository, alice_token, wheel):
+def test_upload_is_signed_by_the_next_timestamp_read_bin_then_snapshot_then_timestamp(
+    client, repository, alice_token, wheel
+):
     before = versions()
     assert upload(client, wheel, alice_token).status_code == 200
+    assert versions() == before  # signed in the next round, not in the upload's transaction
+    assert queries.unsigned_changes()
+    response = client.get("/tuf/timestamp.json")
+    assert response.status_code == 200
+    assert not queries.unsigned_changes()
     after = versions()
+    assert json.loads(response.content)["signed"]["version"] == after["timestamp"]
     changed = {role for role in after if after[role] != before[role]}
     assert {"snapshot", "timestamp"} <= changed
     assert "root" not in changed and "targets" not in changed
