@@ -82,15 +82,26 @@ def bump_serial(
     return state.serial
 
 
-def create_project(*, actor: Actor, name: str, owner: User, serial: int, now: datetime) -> Project:
-    """Create a project with ``owner`` as its Owner (inside the caller's transaction)."""
+def create_project(
+    *,
+    actor: Actor,
+    name: str,
+    owner: User,
+    serial: int,
+    now: datetime,
+    reservation_checked: bool = False,
+) -> Project:
+    """Create a project with ``owner`` as its Owner (inside the caller's transaction, under the
+    index lock; ``reservation_checked``: the caller called ``name_reserved_against`` there)."""
     if not is_valid_name(name):
         raise InvalidProjectName(
             f"The name {name!r} is invalid: a project name must start and end with a letter or "
             "digit and contain only letters, digits, '.', '_' and '-'.",
         )
     normalized = normalize_name(name)
-    reservation = name_reserved_against(normalized, user=owner, now=now)
+    reservation = (
+        None if reservation_checked else name_reserved_against(normalized, user=owner, now=now)
+    )
     if reservation is not None:
         raise NotAllowed(reservation_message(reservation), code="project.name.reserved")
     # Re-created by a former Owner: the reservation has done its job.

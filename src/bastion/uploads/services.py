@@ -20,6 +20,7 @@ from django.db.models import Q
 from packaging.version import Version
 
 from bastion.actors import Actor
+from bastion.audit.services import batched as audit_batched
 from bastion.audit.services import record
 from bastion.core.dists import DistributionRejected, ValidatedDistribution, validate_distribution
 from bastion.core.dists.policy import Policy
@@ -294,7 +295,7 @@ def upload_distribution(
             headers={"Retry-After": str(RETRY_AFTER)},
         ) from None
     try:
-        with transaction.atomic():
+        with transaction.atomic(), audit_batched():  # the events appended together
             outcome = _record(actor=actor, request=request, dist=dist, key=key, now=now)
             token_services.record_use(token, actor=actor, now=now)
             if outcome.created:  # TUF: signed in the next round (bastion.signing.background)
@@ -339,7 +340,12 @@ def _record(
         _count_project_creation(actor, now)  # under the index lock: exactly N per window
         serial = bump_serial(state, projects_changed=True)
         project = create_project(
-            actor=actor, name=dist.metadata.name, owner=actor.user, serial=serial, now=now
+            actor=actor,
+            name=dist.metadata.name,
+            owner=actor.user,
+            serial=serial,
+            now=now,
+            reservation_checked=True,
         )
     elif not can_upload(actor.user, project):
         raise forbidden(
@@ -349,9 +355,13 @@ def _record(
         )
     _check_project_size(project, dist.size)
 
-    release = Release.objects.filter(
-        project=project, canonical_version=dist.canonical_version
-    ).first()
+    release = (
+        None  # a project created just now has none
+        if projects_changed
+        else Release.objects.filter(
+            project=project, canonical_version=dist.canonical_version
+        ).first()
+    )
     if release is None:
         metadata = dist.metadata
         release = Release.objects.create(

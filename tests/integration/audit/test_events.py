@@ -78,9 +78,10 @@ def test_upload_events_record_the_token_and_context(client, alice, make_token, t
     uploaded = new[3]
     assert uploaded.project_id == project.pk and uploaded.project_name == "demo"
     assert uploaded.payload["filename"] == "demo-1.0-py3-none-any.whl"
-    assert uploaded.payload["sha256"] == hashlib.sha256(
-        (tmp_path / "demo-1.0-py3-none-any.whl").read_bytes()
-    ).hexdigest()
+    assert (
+        uploaded.payload["sha256"]
+        == hashlib.sha256((tmp_path / "demo-1.0-py3-none-any.whl").read_bytes()).hexdigest()
+    )
     # same address again: no second "new address" event
     post(client, make_wheel(tmp_path, version="2.0"), token)
     assert kinds().count("token.used-from-new-address") == 1
@@ -195,7 +196,47 @@ def test_retention_truncates_addresses_and_keeps_the_chain_valid(history):
     changed = truncate_old_addresses(older_than=timedelta(days=90), now=later)
     assert changed == len([e for e in history if e.ip_address])
     assert not Event.objects.exclude(ip_address="").exists()
-    assert Event.objects.filter(ip_coarse="127.0.0.0/24").exists() or Event.objects.filter(
-        ip_coarse="203.0.113.0/24"
-    ).exists()
+    assert (
+        Event.objects.filter(ip_coarse="127.0.0.0/24").exists()
+        or Event.objects.filter(ip_coarse="203.0.113.0/24").exists()
+    )
+    assert verify_chain()[1] is None
+
+
+def test_a_batch_is_appended_when_it_ends_and_chains_like_single_events(alice):
+    from django.db import transaction
+
+    from bastion.audit.services import batched, record
+
+    operator = Actor.operator()
+    with transaction.atomic():
+        record("policy.name.prohibited", actor=operator, project_name="first")
+    with transaction.atomic(), batched():
+        for name in ("second", "third", "fourth"):
+            record("policy.name.prohibited", actor=operator, project_name=name)
+        assert Event.objects.filter(project_name="second").count() == 0  # not yet
+    with transaction.atomic():
+        record("policy.name.prohibited", actor=operator, project_name="fifth")
+    names = list(Event.objects.order_by("seq").values_list("project_name", flat=True))
+    assert names[-5:] == ["first", "second", "third", "fourth", "fifth"]
+    seqs = list(Event.objects.order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert verify_chain() == (len(seqs), None)
+
+
+def test_a_batch_that_fails_leaves_no_event(alice):
+    from django.db import transaction
+
+    from bastion.audit.services import batched, record
+
+    before = Event.objects.count()
+    with pytest.raises(ValueError), transaction.atomic(), batched():
+        record("policy.name.prohibited", actor=Actor.operator(), project_name="gone")
+        raise ValueError("the change failed")
+    assert Event.objects.count() == before
+    with transaction.atomic(), batched():  # and the next batch starts empty
+        record("policy.name.prohibited", actor=Actor.operator(), project_name="kept")
+    assert list(Event.objects.filter(seq__gt=before).values_list("project_name", flat=True)) == [
+        "kept"
+    ]
     assert verify_chain()[1] is None
