@@ -26,8 +26,10 @@ Steps (``--only`` takes any of these names, comma-separated):
   rss500   bastion alone: summed VmRSS of its process tree, sampled every 100 ms, during a twine
            upload of one 500 MB random-payload wheel (BASTION_MAX_FILE_SIZE = its size + 64 MiB,
            for this server only)
-  w4       W4 cold installs of acme-webapp-stack (30 projects): pip (--pip-reps runs) and uv
-           (--uv-runs runs in a row, also the "stall" row), for all four servers
+  w4       W4 cold installs of acme-webapp-stack (30 projects), paired: --pip-reps pip and
+           --uv-runs uv repetitions, each installing once from every server (order alternating);
+           then the "stall" row: --uv-runs uv installs in a row against one running server, for
+           all four servers (records under run id RUN.inarow)
 
 Every harness record goes to $BENCH_OUT/results.jsonl (default /tmp/anchors/results) under one
 run id (BENCH_RUN_ID, --run-id, default a timestamp); the table is built from those records
@@ -319,12 +321,27 @@ def step_w3(h: Harness, a: argparse.Namespace) -> None:
 
 
 def step_w4(h: Harness, a: argparse.Namespace) -> None:
+    """Paired, as W1 is: every repetition installs once from each server, in an order that
+    alternates, so a drift of the machine weighs on all servers alike (installs in blocks of
+    one server gave uv ratios from 1.1x to 1.3x for the same code). Then the stall check:
+    uv installs in a row against one running server, under run id RUN.inarow."""
     prepare(h, "w4", a.force_prepare)
     h("prepare", "pypiserver", "w4")
+    for tool, reps in (("pip", a.pip_reps), ("uv", a.uv_runs)):
+        for rep in range(reps):
+            for srv in SERVERS if rep % 2 == 0 else tuple(reversed(SERVERS)):
+                h("pipinstall", "--server", ADAPTER[srv], "--tools", tool, "--reps", "1")
     for srv in SERVERS:
-        h("pipinstall", "--server", ADAPTER[srv], "--tools", "pip", "--reps", str(a.pip_reps))
-    for srv in SERVERS:
-        h("pipinstall", "--server", ADAPTER[srv], "--tools", "uv", "--reps", str(a.uv_runs))
+        h(
+            "pipinstall",
+            "--server",
+            ADAPTER[srv],
+            "--tools",
+            "uv",
+            "--reps",
+            str(a.uv_runs),
+            run_id=f"{h.run_id}.inarow",
+        )
 
 
 def load_harness_module(h: Harness, name: str):
@@ -715,16 +732,17 @@ def build_table(rows: list[dict], run_id: str, meta: dict) -> str:
         cells.append(" / ".join(parts))
         oks[s] = ok
     row(
-        "W4 cold install of 30 packages, pip / uv (median time, ratio to nginx)",
+        "W4 cold install of 30 packages, pip / uv (median time of paired runs, ratio to nginx)",
         cells,
         "≤ 1.1×",
         f"{mark(oks['bastion'])} / {mark(oks['bastion-front'])}",
     )
-    # uv runs in a row
+    # uv runs in a row (one server process each)
+    inarow = [r for r in rows if r["kind"] == "install" and r["run_id"] == run_id + ".inarow"]
     cells, stall = [], {}
     for s in SERVERS:
         rs = sorted(
-            (r for r in ins if r["server"] == s and r["tool"] == "uv"), key=lambda r: r["ts"]
+            (r for r in inarow if r["server"] == s and r["tool"] == "uv"), key=lambda r: r["ts"]
         )
         times = [r["seconds"] for r in rs]
         if not times:
@@ -889,8 +907,9 @@ def main(argv: list[str] | None = None) -> int:
     h = Harness(a.harness, root, out, a.run_id)
     settings = (
         f"Settings: wrk {a.reps} rep(s) x {a.duration} s (warm-up {a.warmup} s), wrk -t1 at "
-        f"c1 and -t2 at c32; W3 {a.upload_reps} rep(s); W4 pip {a.pip_reps} run(s), uv "
-        f"{a.uv_runs} runs in a row (the W4 uv figure is their median); large W2: "
+        f"c1 and -t2 at c32; W3 {a.upload_reps} rep(s); W4 {a.pip_reps} pip and {a.uv_runs} uv "
+        "repetitions, each server once per repetition (order alternating), then uv "
+        f"{a.uv_runs} runs in a row per server for the stall row; large W2: "
         f"{a.w2_projects:,} projects; RSS upload {a.upload_mb} MB; bastion-front = "
         "deploy/nginx/bastion.conf with its TLS block served as plain HTTP, 2 nodes x 1 "
         "worker (= the 2 workers of bastion alone). Records: "
@@ -934,7 +953,7 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"{k} {v / 60:.1f} min" for k, v in meta["timings"].items())
             + f"; total {sum(meta['timings'].values()) / 60:.1f} min."
         )
-    rows = load(out, {a.run_id, a.run_id + ".w2x100k"})
+    rows = load(out, {a.run_id, a.run_id + ".w2x100k", a.run_id + ".inarow"})
     if not rows:
         raise SystemExit(f"peers: no records of run {a.run_id} in {out}/results.jsonl")
     table = build_table(rows, a.run_id, meta)
