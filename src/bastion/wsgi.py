@@ -3,9 +3,10 @@ behind the outage guard (a dependency down answers 503, ``bastion.outages``); up
 (TUF) by each worker's background signer (``bastion.signing.background``)."""
 
 import os
+from importlib import import_module
 
+from django.conf import settings
 from django.core.wsgi import get_wsgi_application
-from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bastion.settings")
 django_application = get_wsgi_application()
@@ -17,5 +18,5 @@ from bastion.signing import background  # noqa: E402
 background.enable()  # uploads are signed by this worker's signer thread, in rounds
 # The URLconf (every view module) is loaded now rather than by the worker's first request that
 # passes the fast path (~70 ms, ~11 MB): no request of a fresh worker waits for the imports.
-get_resolver().url_patterns
+import_module(settings.ROOT_URLCONF)
 application = OutageGuard(FastPath(django_application))
