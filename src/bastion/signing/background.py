@@ -68,9 +68,10 @@ def sign_round() -> None:
         from bastion.signing.queries import unsigned_changes
 
         if unsigned_changes():
-            from bastion.signing.services import sign_changes
+            from bastion.signing import services
 
-            sign_changes()
+            if services.initialized():  # no lock taken before `bastion tuf init`
+                services.sign_changes()
     except Exception:  # noqa: BLE001 - logged; the next upload, timestamp read or refresh retries
         log.exception("signing the latest uploads failed; the next round retries")
     finally:
