@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from bastion.accounts.models import User
@@ -18,8 +19,16 @@ def project_by_name(name: str) -> Project | None:
 
 
 def similar_project(key: str) -> str | None:
-    """The name of an existing project whose look-alike key is ``key`` (None if there is none)."""
-    return Project.objects.filter(confusable_key=key).values_list("name", flat=True).first()
+    """The name of an existing project whose look-alike key is ``key`` (None if there is none).
+
+    Asked twice per new project's upload (validation, then under the lock): written in SQL."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name FROM projects_project WHERE confusable_key = %s ORDER BY id LIMIT 1",
+            (key,),
+        )
+        row = cursor.fetchone()
+    return None if row is None else str(row[0])
 
 
 def visible_projects() -> QuerySet[Project]:

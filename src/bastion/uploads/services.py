@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from packaging.version import Version
 
@@ -149,6 +149,8 @@ def _duplicate(request: UploadRequest) -> File | None:
     """
     hashes = request.content.hashes
     filename = request.content.filename
+    if not _any_clash(filename, hashes.blake2b_256):  # the usual answer, in one statement
+        return None
     clashes = list(
         File.objects.select_related("project", "release").filter(
             Q(filename=filename) | Q(blake2_256=hashes.blake2b_256)
@@ -188,6 +190,20 @@ def _duplicate(request: UploadRequest) -> File | None:
             "use a different version.",
         )
     return None
+
+
+# Any file with this name or content, or a record of the name once used: one statement that
+# answers "no clash" (what nearly every upload gets) faster than the ORM builds two queries.
+_CLASH_SQL = (
+    "SELECT 1 FROM projects_file WHERE filename = %s OR blake2_256 = %s"
+    " UNION ALL SELECT 1 FROM projects_filename_record WHERE filename = %s LIMIT 1"
+)
+
+
+def _any_clash(filename: str, blake2b_256: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(_CLASH_SQL, (filename, blake2b_256, filename))
+        return cursor.fetchone() is not None
 
 
 def _duplicate_before_validation(request: UploadRequest) -> File | None:
