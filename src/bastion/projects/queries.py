@@ -14,8 +14,18 @@ from bastion.projects.models import File, Project, ProjectStatus, Release, Role,
 UPLOAD_ROLES = (RoleName.OWNER, RoleName.MAINTAINER)
 
 
-def project_by_name(name: str) -> Project | None:
-    return Project.objects.filter(normalized_name=normalize_name(name)).first()
+# The look-ups every upload makes are written in SQL: building an ORM query took ~200 µs, about
+# ten times what the database takes to answer it (bench: a twine upload, in process).
+
+
+def project_by_name(name: str, *, for_update: bool = False) -> Project | None:
+    """The project named ``name`` (any spelling); ``for_update``: its row locked (PostgreSQL)."""
+    lock = " FOR UPDATE" if for_update and connection.features.has_select_for_update else ""
+    found = Project.objects.raw(
+        "SELECT * FROM projects_project WHERE normalized_name = %s" + lock,
+        [normalize_name(name)],
+    )
+    return next(iter(found), None)
 
 
 def similar_project(key: str) -> str | None:
@@ -37,8 +47,14 @@ def visible_projects() -> QuerySet[Project]:
 
 
 def role_of(user: User, project: Project) -> str | None:
-    role = Role.objects.filter(user=user, project=project).values_list("role_name", flat=True)
-    return role.first()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT role_name FROM projects_role WHERE user_id = %s AND project_id = %s"
+            " ORDER BY id LIMIT 1",
+            (user.pk, project.pk),
+        )
+        row = cursor.fetchone()
+    return None if row is None else str(row[0])
 
 
 def can_upload(user: User, project: Project) -> bool:

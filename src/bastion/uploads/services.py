@@ -227,7 +227,9 @@ def _policy(*, new_project: bool) -> Policy:
     policy = settings.BASTION.policy
     if not new_project:
         return policy
-    extra = frozenset(ProhibitedName.objects.values_list("normalized_name", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT normalized_name FROM uploads_prohibited_name")
+        extra = frozenset(str(name) for (name,) in cursor.fetchall())
     if not extra:
         return policy
     return dataclasses.replace(policy, prohibited_names=policy.prohibited_names | extra)
@@ -339,7 +341,7 @@ def _record(
     existing = _duplicate(request)  # again, under the lock: a concurrent upload may have won
     if existing is not None:
         return UploadOutcome(file=existing, created=False)
-    project = Project.objects.select_for_update().filter(normalized_name=dist.name).first()
+    project = project_by_name(dist.name, for_update=True)
     projects_changed = project is None
     if project is None:
         rival = similar_project(confusable_key(dist.metadata.name))
@@ -374,9 +376,16 @@ def _record(
     release = (
         None  # a project created just now has none
         if projects_changed
-        else Release.objects.filter(
-            project=project, canonical_version=dist.canonical_version
-        ).first()
+        else next(
+            iter(
+                Release.objects.raw(
+                    "SELECT * FROM projects_release WHERE project_id = %s"
+                    " AND canonical_version = %s ORDER BY id LIMIT 1",
+                    [project.pk, dist.canonical_version],
+                )
+            ),
+            None,
+        )
     )
     if release is None:
         metadata = dist.metadata
@@ -397,7 +406,7 @@ def _record(
             payload={"version": release.version, "canonical_version": release.canonical_version},
             now=now,
         )
-    elif dist.packagetype == "sdist" and release.files.filter(packagetype="sdist").exists():
+    elif dist.packagetype == "sdist" and _has_sdist(release):
         raise bad_request("upload.second-sdist", "Only one sdist may be uploaded per release.")
 
     file = File.objects.create(
@@ -439,10 +448,21 @@ def _record(
         if not projects_changed
         else state.serial
     )
-    Project.objects.filter(pk=project.pk).update(
-        serial=serial, total_size=project.total_size + dist.size
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE projects_project SET serial = %s, total_size = %s WHERE id = %s",
+            (serial, project.total_size + dist.size, project.pk),
+        )
     return UploadOutcome(file=file, created=True)
+
+
+def _has_sdist(release: Release) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM projects_file WHERE release_id = %s AND packagetype = 'sdist' LIMIT 1",
+            (release.pk,),
+        )
+        return cursor.fetchone() is not None
 
 
 def prohibit_name(*, actor: Actor, name: str, comment: str = "", now: datetime) -> ProhibitedName:
