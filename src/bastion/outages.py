@@ -99,22 +99,46 @@ def _where(path: str) -> str:
     return f"/{first}/..." if "/" in path.lstrip("/") else f"/{first}"
 
 
+def _throttled(dependency: str) -> str | None:
+    """None if a warning about ``dependency`` was logged less than LOG_INTERVAL ago (counted),
+    else the suffix telling how many were not logged since the last one."""
+    now = time.monotonic()
+    with _log_lock:
+        last = _last_logged.get(dependency)
+        if last is not None and now - last < LOG_INTERVAL:
+            _suppressed[dependency] = _suppressed.get(dependency, 0) + 1
+            return None
+        _last_logged[dependency] = now
+        skipped = _suppressed.pop(dependency, 0)
+    return f" (and {skipped} more since the last report)" if skipped else ""
+
+
 def report(outage: Outage, exc: BaseException, *, method: str, path: str) -> None:
     """One warning line per dependency every LOG_INTERVAL seconds (with how many were not
     logged meanwhile): an outage under load must not flood the log."""
-    now = time.monotonic()
-    with _log_lock:
-        last = _last_logged.get(outage.dependency)
-        if last is not None and now - last < LOG_INTERVAL:
-            _suppressed[outage.dependency] = _suppressed.get(outage.dependency, 0) + 1
-            return
-        _last_logged[outage.dependency] = now
-        skipped = _suppressed.pop(outage.dependency, 0)
-    more = f" (and {skipped} more since the last report)" if skipped else ""
+    more = _throttled(outage.dependency)
+    if more is None:
+        return
     log.warning(
         "503 for %s %s: %s unavailable: %s: %s%s",
         method,
         _where(path),
+        outage.dependency,
+        type(exc).__name__,
+        _first_line(exc),
+        more,
+    )
+
+
+def report_background(outage: Outage, exc: BaseException, *, task: str) -> None:
+    """The same one throttled line for work outside a request (a signing round): an outage
+    is an expected state that the next round retries, not a traceback."""
+    more = _throttled(outage.dependency)
+    if more is None:
+        return
+    log.warning(
+        "%s postponed: %s unavailable: %s: %s%s",
+        task,
         outage.dependency,
         type(exc).__name__,
         _first_line(exc),
@@ -246,6 +270,7 @@ __all__ = [
     "OutageGuard",
     "OutageMiddleware",
     "outage_of",
+    "report_background",
     "outage_response",
     "server_error",
 ]

@@ -72,8 +72,14 @@ def sign_round() -> None:
 
             if services.initialized():  # no lock taken before `bastion tuf init`
                 services.sign_changes()
-    except Exception:  # noqa: BLE001 - logged; the next upload, timestamp read or refresh retries
-        log.exception("signing the latest uploads failed; the next round retries")
+    except Exception as exc:  # noqa: BLE001 - the next upload, timestamp read or refresh retries
+        from bastion.outages import outage_of, report_background
+
+        outage = outage_of(exc)
+        if outage is not None:
+            report_background(outage, exc, task="signing the latest uploads")
+        else:
+            log.exception("signing the latest uploads failed; the next round retries")
     finally:
         connection.close()
 

@@ -58,8 +58,14 @@ def refresh_once() -> int:
             report = services.refresh()
             for warning in report.warnings:
                 log.warning("TUF: %s", warning)
-    except Exception:  # noqa: BLE001 - logged; the next round retries
-        log.exception("TUF refresh failed")
+    except Exception as exc:  # noqa: BLE001 - logged; the next round retries
+        from bastion.outages import outage_of, report_background
+
+        outage = outage_of(exc)
+        if outage is None:
+            log.exception("TUF refresh failed")
+        else:
+            report_background(outage, exc, task="TUF refresh")
         return 1
     return 0
 

@@ -191,6 +191,37 @@ def test_description_that_does_not_render(tmp_path: Path, content_type: str, bod
     assert "\n" not in problem.message
 
 
+@pytest.mark.parametrize("variant", ["", "; variant=GFM", "; variant=CommonMark"])
+def test_markdown_that_renders_to_nothing_is_refused(tmp_path: Path, variant: str) -> None:
+    # Only a link reference definition: the converter gives no HTML at all (readme-renderer's
+    # render returns None, and PyPI refuses it).
+    metadata = {"Description-Content-Type": "text/markdown" + variant}
+    with pytest.raises(DistributionRejected) as caught:
+        validate(wheel(tmp_path, metadata, body="[a]: https://example.org\n"))
+    (problem,) = caught.value.problems
+    assert problem.code == "dist.metadata.description-render"
+    assert problem.message == ("The description in METADATA failed to render for 'text/markdown'.")
+
+
+def test_a_remembered_verdict_is_the_same_verdict(tmp_path: Path) -> None:
+    # The second file with a description is judged from the remembered verdict (the files of
+    # one release share it): the refusal and its message stay the same, and a description that
+    # differs by one character is judged on its own.
+    bad = "Title\n=====\n\n.. not-a-directive::\n"
+    first, second = (tmp_path / "a", tmp_path / "b")
+    first.mkdir()
+    second.mkdir()
+    messages = []
+    for directory in (first, second):
+        with pytest.raises(DistributionRejected) as caught:
+            validate(wheel(directory, {"Description-Content-Type": "text/x-rst"}, body=bad))
+        messages.append([p.message for p in caught.value.problems])
+    assert messages[0] == messages[1]
+    assert "not-a-directive" in messages[0][0]
+    good = bad.replace(".. not-a-directive::", "Plain text.")
+    assert validate(wheel(tmp_path, {"Description-Content-Type": "text/x-rst"}, body=good))
+
+
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "text/markdown", "text/markdown; variant=CommonMark"]
 )
