@@ -125,6 +125,46 @@ def _fix_record(wheel: Path) -> None:
             zf.writestr(name, data)
 
 
+def _time_phases() -> dict[str, list[float]]:
+    """Wrap the steps of an upload with wall-clock accumulators (per upload, summed)."""
+    import functools
+
+    from django.db.backends.base import base as db_base
+
+    from bastion.storage import local
+    from bastion.tokens import services as token_services
+    from bastion.uploads import services, views
+
+    spent: dict[str, list[float]] = {}
+
+    def wrap(owner: object, name: str, label: str) -> None:
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        def timed(*args: object, **kwargs: object) -> object:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent.setdefault(label, []).append(time.perf_counter() - started)
+
+        setattr(owner, name, timed)
+
+    wrap(views, "read_body", "multipart body (read_body)")
+    wrap(token_services, "authenticate", "token authenticate")
+    wrap(services, "project_by_name", "project_by_name")
+    wrap(services, "_duplicate_before_validation", "duplicate check")
+    wrap(services, "_validate", "validation")
+    wrap(local.LocalBlobStore, "put", "store file (put)")
+    wrap(local.LocalBlobStore, "put_bytes", "store metadata (put_bytes)")
+    wrap(services, "_record", "rows + events (_record)")
+    wrap(services, "create_project", "  of which create_project")
+    wrap(token_services, "record_use", "token record_use")
+    wrap(db_base.BaseDatabaseWrapper, "commit", "commit")
+    wrap(views, "upload_distribution", "upload_distribution (total)")
+    return spent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dists", type=Path, default=DEFAULT_DISTS)
@@ -132,6 +172,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--callees", default="", help="with --profile: functions to expand")
     parser.add_argument("--database-url")
+    parser.add_argument(
+        "--phases", action="store_true", help="wall time per step of an upload (no profiler)"
+    )
     args = parser.parse_args()
     setup_django("bastion-bench-upload-", args.database_url, ACCOUNT_RATE_LIMITS=False)
 
@@ -181,8 +224,11 @@ def main() -> None:
         if not status[0].startswith("200"):
             raise SystemExit(f"upload refused: {status[0]} {answer[:200]!r}")
 
+    phases = _time_phases() if args.phases else None
     for body in rounds[0]:
         post(body)
+    if phases is not None:
+        phases.clear()
     timings = []
     profiler = cProfile.Profile() if args.profile else None
     for bodies in rounds[1:]:
@@ -200,6 +246,9 @@ def main() -> None:
         f"p90 {timings[int(len(timings) * 0.9)] * 1000:.2f} ms "
         f"({args.database_url or 'sqlite'})"
     )
+    if phases is not None:
+        for name, spent in phases.items():
+            print(f"  {name:<40} {sum(spent) / len(timings) * 1000:6.2f} ms per upload")
     if profiler:
         stats = pstats.Stats(profiler)
         stats.sort_stats("cumulative").print_stats(45)
