@@ -420,6 +420,88 @@ def test_truncated_multipart_body_is_refused(client, alice, alice_token, wheel):
     assert_unchanged(before)
 
 
+def _with_parts(wheel: Path, *parts: bytes) -> bytes:
+    """The wheel's whole form with ``parts`` (raw multipart parts) added before its end."""
+    body = encode_multipart(BOUNDARY, form_for(wheel))
+    return (
+        body.rsplit(f"--{BOUNDARY}--".encode(), 1)[0]
+        + b"".join(parts)
+        + (f"--{BOUNDARY}--\r\n".encode())
+    )
+
+
+def _field(name: str, value: bytes) -> bytes:
+    head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+    return head.encode() + value + b"\r\n"
+
+
+def _file_part(name: str, filename: str, data: bytes) -> bytes:
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; '
+        f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    )
+    return head.encode() + data + b"\r\n"
+
+
+def test_a_second_file_part_named_content_is_refused(client, alice, alice_token, wheel):
+    before = snapshot()
+    raw = _with_parts(wheel, _file_part("content", wheel.name, wheel.read_bytes()))
+    response = _raw_post(client, raw, alice_token, MULTIPART_CONTENT)
+    assert response.status_code == 400
+    assert response["X-Bastion-Error"] == "upload.multiple-files"
+    assert_unchanged(before)
+    assert spooled_files() == []
+
+
+@override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=40)
+def test_too_many_form_fields_are_refused(client, alice, alice_token, wheel):
+    before = snapshot()
+    raw = _with_parts(wheel, *(_field("classifiers", b"x") for _ in range(40)))
+    response = _raw_post(client, raw, alice_token, MULTIPART_CONTENT)
+    assert response.status_code == 400
+    assert response["X-Bastion-Error"] == "upload.too-many-fields"
+    assert_unchanged(before)
+    assert spooled_files() == []
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=64 * 1024)
+def test_form_fields_over_the_memory_limit_are_refused(client, alice, alice_token, wheel):
+    before = snapshot()
+    raw = _with_parts(wheel, _field("description", b"d" * (64 * 1024)))
+    response = _raw_post(client, raw, alice_token, MULTIPART_CONTENT)
+    assert response.status_code == 413
+    assert response["X-Bastion-Error"] == "upload.fields-too-large"
+    assert_unchanged(before)
+    assert spooled_files() == []
+
+
+def test_a_content_part_without_a_file_name_is_no_file(client, alice, alice_token, wheel):
+    form = form_for(wheel)
+    form.pop("content")
+    body = encode_multipart(BOUNDARY, form)
+    raw = (
+        body.rsplit(f"--{BOUNDARY}--".encode(), 1)[0]
+        + _file_part("content", "", wheel.read_bytes())
+        + f"--{BOUNDARY}--\r\n".encode()
+    )
+    before = snapshot()
+    response = _raw_post(client, raw, alice_token, MULTIPART_CONTENT)
+    assert response.status_code == 400
+    assert response["X-Bastion-Error"] == "upload.no-file"
+    assert_unchanged(before)
+
+
+def test_field_values_keep_their_characters(client, alice, alice_token, tmp_path):
+    # UTF-8 in a field (the summary twine sends from the metadata) arrives as text, unchanged.
+    summary = "Grüße, 日本語"
+    wheel = make_wheel(
+        tmp_path, name="utf-demo", version="1.0", metadata_overrides={"Summary": summary}
+    )
+    form = form_for(wheel, summary=summary)
+    response = client.post("/legacy/", data=form, HTTP_AUTHORIZATION=basic(alice_token))
+    assert response.status_code == 200, response.content
+
+
 def test_garbage_multipart_body_is_refused(client, alice, alice_token):
     before = snapshot()
     response = _raw_post(client, b"\x00\x01garbage", alice_token, "multipart/form-data; boundary=")
