@@ -384,20 +384,33 @@ def _raw_post(client, body: bytes, token: str, content_type: str):
     )
 
 
+def _with_parts(form: dict[str, object], *parts: bytes) -> bytes:
+    """The multipart body of ``form`` with ``parts`` (raw multipart parts) added before its end."""
+    body = encode_multipart(BOUNDARY, form)
+    return (
+        body.rsplit(f"--{BOUNDARY}--".encode(), 1)[0]
+        + b"".join(parts)
+        + (f"--{BOUNDARY}--\r\n".encode())
+    )
+
+
+def _field(name: str, value: bytes) -> bytes:
+    head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+    return head.encode() + value + b"\r\n"
+
+
+def _file_part(name: str, filename: str, data: bytes) -> bytes:
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; '
+        f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    )
+    return head.encode() + data + b"\r\n"
+
+
 def test_filename_with_a_path_is_refused(client, alice, alice_token, wheel):
     form = form_for(wheel)
     form.pop("content")
-    body = encode_multipart(BOUNDARY, form).decode()
-    data = wheel.read_bytes()
-    part = (
-        (
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="content"; '
-            f'filename="../{wheel.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-        ).encode()
-        + data
-        + b"\r\n"
-    )
-    raw = body.rsplit(f"--{BOUNDARY}--", 1)[0].encode() + part + f"--{BOUNDARY}--\r\n".encode()
+    raw = _with_parts(form, _file_part("content", f"../{wheel.name}", wheel.read_bytes()))
     before = snapshot()
     response = _raw_post(client, raw, alice_token, MULTIPART_CONTENT)
     assert response.status_code == 400
@@ -420,32 +433,9 @@ def test_truncated_multipart_body_is_refused(client, alice, alice_token, wheel):
     assert_unchanged(before)
 
 
-def _with_parts(wheel: Path, *parts: bytes) -> bytes:
-    """The wheel's whole form with ``parts`` (raw multipart parts) added before its end."""
-    body = encode_multipart(BOUNDARY, form_for(wheel))
-    return (
-        body.rsplit(f"--{BOUNDARY}--".encode(), 1)[0]
-        + b"".join(parts)
-        + (f"--{BOUNDARY}--\r\n".encode())
-    )
-
-
-def _field(name: str, value: bytes) -> bytes:
-    head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-    return head.encode() + value + b"\r\n"
-
-
-def _file_part(name: str, filename: str, data: bytes) -> bytes:
-    head = (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; '
-        f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-    )
-    return head.encode() + data + b"\r\n"
-
-
 def test_a_second_file_part_named_content_is_refused(client, alice, alice_token, wheel):
     before = snapshot()
-    raw = _with_parts(wheel, _file_part("content", wheel.name, wheel.read_bytes()))
+    raw = _with_parts(form_for(wheel), _file_part("content", wheel.name, wheel.read_bytes()))
     response = _raw_post(client, raw, alice_token, MULTIPART_CONTENT)
     assert response.status_code == 400
     assert response["X-Bastion-Error"] == "upload.multiple-files"
@@ -456,7 +446,7 @@ def test_a_second_file_part_named_content_is_refused(client, alice, alice_token,
 @override_settings(DATA_UPLOAD_MAX_NUMBER_FIELDS=40)
 def test_too_many_form_fields_are_refused(client, alice, alice_token, wheel):
     before = snapshot()
-    raw = _with_parts(wheel, *(_field("classifiers", b"x") for _ in range(40)))
+    raw = _with_parts(form_for(wheel), *(_field("classifiers", b"x") for _ in range(40)))
     response = _raw_post(client, raw, alice_token, MULTIPART_CONTENT)
     assert response.status_code == 400
     assert response["X-Bastion-Error"] == "upload.too-many-fields"
@@ -467,7 +457,7 @@ def test_too_many_form_fields_are_refused(client, alice, alice_token, wheel):
 @override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=64 * 1024)
 def test_form_fields_over_the_memory_limit_are_refused(client, alice, alice_token, wheel):
     before = snapshot()
-    raw = _with_parts(wheel, _field("description", b"d" * (64 * 1024)))
+    raw = _with_parts(form_for(wheel), _field("description", b"d" * (64 * 1024)))
     response = _raw_post(client, raw, alice_token, MULTIPART_CONTENT)
     assert response.status_code == 413
     assert response["X-Bastion-Error"] == "upload.fields-too-large"
@@ -478,12 +468,7 @@ def test_form_fields_over_the_memory_limit_are_refused(client, alice, alice_toke
 def test_a_content_part_without_a_file_name_is_no_file(client, alice, alice_token, wheel):
     form = form_for(wheel)
     form.pop("content")
-    body = encode_multipart(BOUNDARY, form)
-    raw = (
-        body.rsplit(f"--{BOUNDARY}--".encode(), 1)[0]
-        + _file_part("content", "", wheel.read_bytes())
-        + f"--{BOUNDARY}--\r\n".encode()
-    )
+    raw = _with_parts(form, _file_part("content", "", wheel.read_bytes()))
     before = snapshot()
     response = _raw_post(client, raw, alice_token, MULTIPART_CONTENT)
     assert response.status_code == 400
