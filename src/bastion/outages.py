@@ -130,9 +130,14 @@ def report(outage: Outage, exc: BaseException, *, method: str, path: str) -> Non
     )
 
 
-def report_background(outage: Outage, exc: BaseException, *, task: str) -> None:
-    """The same one throttled line for work outside a request (a signing round): an outage
-    is an expected state that the next round retries, not a traceback."""
+def report_background(exc: Exception, *, task: str, logger: logging.Logger) -> None:
+    """A failure of work outside a request (a signing round, a refresh), which the next round
+    retries: an outage is an expected state, one throttled line naming the dependency, like a
+    request's; anything else is a bug, logged with its traceback on ``logger``."""
+    outage = outage_of(exc)
+    if outage is None:
+        logger.exception("%s failed; the next round retries", task)
+        return
     more = _throttled(outage.dependency)
     if more is None:
         return

@@ -73,13 +73,9 @@ def sign_round() -> None:
             if services.initialized():  # no lock taken before `bastion tuf init`
                 services.sign_changes()
     except Exception as exc:  # noqa: BLE001 - the next upload, timestamp read or refresh retries
-        from bastion.outages import outage_of, report_background
+        from bastion.outages import report_background
 
-        outage = outage_of(exc)
-        if outage is not None:
-            report_background(outage, exc, task="signing the latest uploads")
-        else:
-            log.exception("signing the latest uploads failed; the next round retries")
+        report_background(exc, task="signing the latest uploads", logger=log)
     finally:
         connection.close()
 

@@ -59,13 +59,9 @@ def refresh_once() -> int:
             for warning in report.warnings:
                 log.warning("TUF: %s", warning)
     except Exception as exc:  # noqa: BLE001 - logged; the next round retries
-        from bastion.outages import outage_of, report_background
+        from bastion.outages import report_background
 
-        outage = outage_of(exc)
-        if outage is None:
-            log.exception("TUF refresh failed")
-        else:
-            report_background(outage, exc, task="TUF refresh")
+        report_background(exc, task="TUF refresh", logger=log)
         return 1
     return 0
 

@@ -227,9 +227,9 @@ def read_body(request: HttpRequest, *, spool_dir: Path, max_size: int) -> Parsed
     if not declared.isdigit():
         raise _malformed(f"invalid Content-Length {declared[:40]!r}")
     remaining = int(declared)
-    parts = _Parts(spool_dir, max_size)
     if remaining == 0:
         return ParsedBody(fields={}, content=None)
+    parts = _Parts(spool_dir, max_size)
     try:
         parser = multipart.PushMultipartParser(
             boundary,

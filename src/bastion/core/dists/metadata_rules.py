@@ -279,13 +279,13 @@ def _check_description(raw: RawMetadata, label: str, problems: list[DistProblem]
         parameters = dict(message["content-type"].params)
     except (ValueError, IndexError):
         return
+    variant = parameters.get("variant", "GFM") if content_type == "text/markdown" else ""
     if content_type == "text/markdown":
-        variant = parameters.get("variant", "GFM")
         if variant not in ("GFM", "CommonMark"):
             return
     elif content_type != "text/x-rst":
         return  # text/plain always renders; other types were reported by packaging
-    failure = _render_failure(content_type, parameters.get("variant", "GFM"), description)
+    failure = _render_failure(content_type, variant, description)
     if failure is None:
         return
     where = "" if declared else " (the default, reStructuredText)"
@@ -323,7 +323,6 @@ def _render_failure(content_type: str, variant: str, description: str) -> str | 
 
 
 def _render(content_type: str, variant: str, description: str) -> str | None:
-    warnings = io.StringIO()
     if content_type == "text/markdown":
         from readme_renderer import markdown
 
@@ -336,6 +335,7 @@ def _render(content_type: str, variant: str, description: str) -> str | None:
         return None if markdown.render(description, variant=variant) is not None else ""
     from readme_renderer import rst
 
+    warnings = io.StringIO()
     if rst.render(description, stream=warnings) is not None:
         return None
     return next((line for line in warnings.getvalue().splitlines() if line.strip()), "")
