@@ -19,6 +19,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from bastion import rows
 from bastion.actors import Actor
 from bastion.audit import chain
 from bastion.audit.models import ChainHead, Event
@@ -135,10 +136,7 @@ def _append(events: list[Event]) -> None:
         event.seq = seq
         event.prev_hash = previous
         event.hash = previous = chain.event_hash(to_record(event))
-    if len(events) == 1:
-        events[0].save()
-    else:
-        Event.objects.bulk_create(events)
+    rows.insert(*events)
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE audit_chain_head SET seq = %s, hash = %s WHERE id = 1", (seq, previous)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
+from bastion import rows
 from bastion.accounts.models import User
 from bastion.core.names import normalize_name
 from bastion.projects.models import File, Project, ProjectStatus, Release, Role, RoleName
@@ -21,11 +22,7 @@ UPLOAD_ROLES = (RoleName.OWNER, RoleName.MAINTAINER)
 def project_by_name(name: str, *, for_update: bool = False) -> Project | None:
     """The project named ``name`` (any spelling); ``for_update``: its row locked (PostgreSQL)."""
     lock = " FOR UPDATE" if for_update and connection.features.has_select_for_update else ""
-    found = Project.objects.raw(
-        "SELECT * FROM projects_project WHERE normalized_name = %s" + lock,
-        [normalize_name(name)],
-    )
-    return next(iter(found), None)
+    return rows.get(Project, "WHERE normalized_name = %s" + lock, [normalize_name(name)])
 
 
 def similar_project(key: str) -> str | None:

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from bastion import rows
 from bastion.accounts.models import User
 from bastion.actors import Actor
 from bastion.audit.services import record
@@ -121,14 +122,15 @@ def create_project(
             f"DELETE FROM {DeletedProject._meta.db_table} WHERE normalized_name = %s",  # noqa: S608
             [normalized],
         )
-    project = Project.objects.create(
+    project = Project(
         name=name,
         normalized_name=normalized,
         confusable_key=confusable_key(name),
         serial=serial,
         created=now,
     )
-    Role.objects.create(user=owner, project=project, role_name=RoleName.OWNER, created=now)
+    rows.insert(project)
+    rows.insert(Role(user=owner, project=project, role_name=RoleName.OWNER, created=now))
     record("project.created", actor=actor, project=project, payload={"name": name}, now=now)
     record(
         "project.role.added",

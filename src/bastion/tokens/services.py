@@ -20,6 +20,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
+from bastion import rows
 from bastion.accounts.models import User
 from bastion.actors import Actor
 from bastion.audit.chain import coarse_ip
@@ -188,26 +189,10 @@ def _token_and_user(token_id: UUID) -> ApiToken | None:
     ORM's joined query cost about twice what both answers take (every upload asks this)."""
     pk = ApiToken._meta.pk
     assert pk is not None
-    token = next(
-        iter(
-            ApiToken.objects.raw(
-                f"SELECT * FROM {ApiToken._meta.db_table} WHERE id = %s",  # noqa: S608 - model's table
-                [pk.get_db_prep_value(token_id, connection)],
-            )
-        ),
-        None,
-    )
+    token = rows.get(ApiToken, "WHERE id = %s", [pk.get_db_prep_value(token_id, connection)])
     if token is None:
         return None
-    user = next(
-        iter(
-            User.objects.raw(
-                f"SELECT * FROM {User._meta.db_table} WHERE id = %s",  # noqa: S608 - model's table
-                [token.user_id],
-            )
-        ),
-        None,
-    )
+    user = rows.get(User, "WHERE id = %s", [token.user_id])
     if user is None:  # deleted meanwhile (the token row goes with it)
         return None
     token.user = user

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from packaging.version import Version
 
+from bastion import rows
 from bastion.actors import Actor
 from bastion.audit.services import batched as audit_batched
 from bastion.audit.services import record
@@ -376,20 +377,15 @@ def _record(
     release = (
         None  # a project created just now has none
         if projects_changed
-        else next(
-            iter(
-                Release.objects.raw(
-                    "SELECT * FROM projects_release WHERE project_id = %s"
-                    " AND canonical_version = %s ORDER BY id LIMIT 1",
-                    [project.pk, dist.canonical_version],
-                )
-            ),
-            None,
+        else rows.get(
+            Release,
+            "WHERE project_id = %s AND canonical_version = %s ORDER BY id LIMIT 1",
+            [project.pk, dist.canonical_version],
         )
     )
     if release is None:
         metadata = dist.metadata
-        release = Release.objects.create(
+        release = Release(
             project=project,
             version=dist.version,
             canonical_version=dist.canonical_version,
@@ -399,6 +395,7 @@ def _record(
             requires_python=dist.requires_python or "",
             metadata=metadata.as_dict(),
         )
+        rows.insert(release)
         record(
             "release.created",
             actor=actor,
@@ -409,7 +406,7 @@ def _record(
     elif dist.packagetype == "sdist" and _has_sdist(release):
         raise bad_request("upload.second-sdist", "Only one sdist may be uploaded per release.")
 
-    file = File.objects.create(
+    file = File(
         project=project,
         release=release,
         filename=dist.filename,
@@ -428,7 +425,10 @@ def _record(
         storage_key=key,
         uploaded_by=actor.user,
     )
-    FilenameRecord.objects.create(filename=dist.filename, project_name=project.normalized_name)
+    rows.insert(file)
+    rows.insert(
+        FilenameRecord(filename=dist.filename, project_name=project.normalized_name, created=now)
+    )
     record(
         "file.uploaded",
         actor=actor,

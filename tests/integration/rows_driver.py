@@ -1,0 +1,141 @@
+"""Driver for ``test_rows``: run as ``python -m tests.integration.rows_driver`` in a subprocess
+whose environment names the database (SQLite file or PostgreSQL), so ``bastion.rows`` is
+checked against both backends' own converters and ``RETURNING``.
+
+Every row ``rows`` writes must read back through the ORM exactly as written, and every row it
+reads must equal the ORM's own reading of it, field by field. Prints one JSON line of results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bastion.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django.db.models import Model  # noqa: E402
+
+from bastion import rows  # noqa: E402
+from bastion.accounts.models import User  # noqa: E402
+from bastion.accounts.services import create_user  # noqa: E402
+from bastion.actors import Actor  # noqa: E402
+from bastion.audit.models import Event  # noqa: E402
+from bastion.projects.models import File, FilenameRecord, Project, Release, Role  # noqa: E402
+from bastion.tokens.models import ApiToken  # noqa: E402
+from bastion.tokens.services import create_token  # noqa: E402
+
+NOW = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
+
+
+def _fields(obj: Model) -> dict[str, object]:
+    values = {}
+    for field in type(obj)._meta.concrete_fields:
+        value = getattr(obj, field.attname)
+        values[field.attname] = bytes(value) if isinstance(value, memoryview) else value
+    return values
+
+
+def _same(obj: Model) -> bool:
+    """``obj`` as written equals the ORM's reading of its row."""
+    return _fields(type(obj).objects.get(pk=obj.pk)) == _fields(obj)
+
+
+def main() -> None:
+    call_command("migrate", verbosity=0)
+    results: dict[str, object] = {"vendor": connection.vendor}
+    user = create_user(
+        actor=Actor.operator(), username="rower", email="rower@example.com", password=None
+    )
+    token, _raw = create_token(
+        actor=Actor.operator(),
+        user=user,
+        name="rows",
+        project_names=["row-project"],
+        expires_in=timedelta(days=3),
+        now=NOW,
+    )
+    with transaction.atomic():
+        project = Project(name="Row.Project", normalized_name="row-project", serial=7, created=NOW)
+        rows.insert(project)
+        role = Role(user=user, project=project, role_name="Owner", created=NOW)
+        rows.insert(role)
+        release = Release(
+            project=project,
+            version="1.0",
+            canonical_version="1",
+            created=NOW,
+            metadata={"summary": "ünïcode", "classifiers": ["A :: B"], "nested": {"n": [1, None]}},
+        )
+        rows.insert(release)
+        file = File(
+            project=project,
+            release=release,
+            filename="row_project-1.0-py3-none-any.whl",
+            packagetype="bdist_wheel",
+            python_version="py3",
+            size=123,
+            sha256="a" * 64,
+            blake2_256="b" * 64,
+            md5="c" * 32,
+            upload_time=NOW,
+            storage_key="bb/bb/key/row_project-1.0-py3-none-any.whl",
+            uploaded_by=user,
+        )
+        rows.insert(file)
+        record = FilenameRecord(filename=file.filename, project_name="row-project", created=NOW)
+        rows.insert(record)
+        events = [
+            Event(seq=1000 + n, kind=f"row.{n}", created=NOW, credential="cli", payload={"n": n})
+            for n in range(3)
+        ]
+        rows.insert(*events)
+    written = [project, role, release, file, record, *events]
+    results["keys_set"] = all(obj.pk is not None and not obj._state.adding for obj in written)
+    results["written_as_read"] = [type(obj).__name__ for obj in written if not _same(obj)]
+    # bulk: each event got its own row's key, in order
+    results["event_keys"] = [
+        Event.objects.get(pk=event.pk).seq == event.seq for event in events
+    ] == [True] * 3
+
+    token_pk = ApiToken._meta.pk
+    assert token_pk is not None
+    read = {
+        "token": (
+            rows.get(ApiToken, "WHERE id = %s", [token_pk.get_db_prep_value(token.pk, connection)]),
+            ApiToken.objects.get(pk=token.pk),
+        ),
+        "user": (rows.get(User, "WHERE id = %s", [user.pk]), User.objects.get(pk=user.pk)),
+        "release": (
+            rows.get(Release, "WHERE project_id = %s", [project.pk]),
+            Release.objects.get(pk=release.pk),
+        ),
+        "project": (
+            rows.get(Project, "WHERE normalized_name = %s", ["row-project"]),
+            Project.objects.get(pk=project.pk),
+        ),
+    }
+    results["read_as_orm"] = {
+        name: mine is not None and _fields(mine) == _fields(orm)
+        for name, (mine, orm) in read.items()
+    }
+    token_read = read["token"][0]
+    results["token_types"] = token_read is not None and [
+        type(token_read.pk).__name__,
+        type(token_read.expires).__name__,
+        token_read.expires.tzinfo is not None if token_read.expires else None,
+        bytes(token_read.key) == bytes(token.key),
+        token_read.caveats == token.caveats,
+    ]
+    results["missing"] = rows.get(Project, "WHERE normalized_name = %s", ["no-such"]) is None
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
