@@ -89,19 +89,22 @@ def insert(*objs: Model) -> None:
     assert all(type(obj) is model for obj in objs)
     fields, pk = _columns(model)
     auto = getattr(pk, "db_returning", False)
+    returning = auto and connection.features.can_return_rows_from_bulk_insert
+    if auto and not returning and len(objs) > 1:  # SQLite before 3.35: one key per statement
+        for obj in objs:
+            insert(obj)
+        return
     values = [
         field.get_db_prep_save(field.pre_save(obj, True), connection)  # type: ignore[arg-type]
         for obj in objs
         for field in fields
     ]
-    returning = auto and connection.features.can_return_rows_from_bulk_insert
     with connection.cursor() as cursor:
         cursor.execute(_statement(model, len(objs), returning, connection.vendor), values)
         if returning:
             for obj, (key,) in zip(objs, cursor.fetchall(), strict=True):
                 obj.pk = key
         elif auto:
-            assert len(objs) == 1, "bulk inserts need RETURNING for their keys"
             objs[0].pk = connection.ops.last_insert_id(cursor, model._meta.db_table, pk.column)
     for obj in objs:
         obj._state.adding = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bastion.settings")
 
@@ -133,6 +134,22 @@ def main() -> None:
         bytes(token_read.key) == bytes(token.key),
         token_read.caveats == token.caveats,
     ]
+    # SQLite before 3.35 has no RETURNING: keys from the last insert, one row per statement
+    # (PostgreSQL always has it). The feature flag is a class property: patched for this block.
+    if connection.vendor == "sqlite":
+        features = type(connection.features)
+        with mock.patch.object(features, "can_return_rows_from_bulk_insert", False):
+            with transaction.atomic():
+                older = [
+                    Event(seq=2000 + n, kind="row.old", created=NOW, credential="cli", payload={})
+                    for n in range(2)
+                ]
+                rows.insert(*older)
+                other = Project(name="other", normalized_name="other", serial=8, created=NOW)
+                rows.insert(other)
+        results["without_returning"] = [
+            _same(obj) and Event.objects.filter(pk=obj.pk, seq=obj.seq).exists() for obj in older
+        ] + [_same(other)]
     results["missing"] = rows.get(Project, "WHERE normalized_name = %s", ["no-such"]) is None
     print(json.dumps(results))
 

@@ -48,4 +48,6 @@ def test_rows_agree_with_the_orm(tmp_path, backend):
     assert result["event_keys"] is True
     assert result["read_as_orm"] == {"token": True, "user": True, "release": True, "project": True}
     assert result["token_types"] == ["UUID", "datetime", True, True, True]
+    if backend == "sqlite":
+        assert result["without_returning"] == [True, True, True]
     assert result["missing"] is True
