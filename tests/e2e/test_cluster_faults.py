@@ -461,8 +461,9 @@ def test_kill_9_mid_upload_leaves_nothing_and_the_other_node_serves(
             cluster.start(1)
             assert _spooled(node1) == []
 
-            # 2. Between storing the blob and committing the rows: the commit needs the index
-            # lock, which this test holds; once node 1's upload waits for it, node 1 dies.
+            # 2. Between storing the blob and committing the rows: the rows need the index
+            # lock, which this test holds; once node 1's upload waits for it and its blob (stored
+            # by another thread meanwhile) is in the bucket, node 1 dies.
             with psycopg.connect(cluster.database_url) as holder:
                 holder.execute("SELECT id FROM projects_index_state WHERE id = 1 FOR UPDATE")
                 data, files = wheel_form(wheel)
@@ -475,8 +476,12 @@ def test_kill_9_mid_upload_leaves_nothing_and_the_other_node_serves(
                     "node 1's upload waits for the index lock",
                     timeout=60,
                 )
+                _wait_until(
+                    lambda: len(cluster.objects_named(name)) == 2,  # the blob and its metadata
+                    "node 1 stores the blob while it waits",
+                    timeout=60,
+                )
                 stored = cluster.objects_named(name)
-                assert len(stored) == 2, stored  # the blob (and its metadata) are in the bucket
                 cluster.kill(1)
                 holder.rollback()
             sender.join(timeout=30)

@@ -95,8 +95,10 @@ class LocalBlobStore:
     def delete(self, key: str) -> None:
         try:
             self._path(key).unlink()
-        except FileNotFoundError:
-            pass
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # not there (a file where a directory of the key would be: not there either)
+        except OSError as exc:
+            raise StorageError(f"could not remove {key}: {exc.strerror}") from exc
 
     def url(self, key: str) -> str | None:
         return None

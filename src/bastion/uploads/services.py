@@ -2,15 +2,20 @@
 
 Order (the token was authenticated before the body was read): the token's project caveats
 and the project role -> digests -> duplicate
-check -> distribution validation (``bastion.core.dists``) -> blob store -> one transaction with
-the project, release and file rows. Anything that fails before the commit leaves no blob and
-no row behind.
+check -> distribution validation (``bastion.core.dists``) -> one transaction with the project,
+release and file rows, while another thread stores the blob (a small one on local disk
+overlaps the transaction; others are waited for before it); the commit waits for the blob.
+Anything that fails before the commit leaves no blob and no row behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent import futures
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,6 +45,7 @@ from bastion.projects.services import (
 from bastion.security.errors import TokenInvalid
 from bastion.signing.background import soon as signing_soon
 from bastion.storage import BlobStore, StorageError, file_key, metadata_key
+from bastion.storage.local import LocalBlobStore
 from bastion.tokens import services as token_services
 from bastion.tokens.services import AuthenticatedToken
 from bastion.uploads import limits
@@ -48,6 +54,9 @@ from bastion.uploads.models import ProhibitedName
 from bastion.uploads.protocol import UploadRequest, check_digests
 
 log = logging.getLogger(__name__)
+
+# The largest blob whose write to local disk may overlap the transaction (see upload_distribution).
+OVERLAP_MAX_SIZE = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -297,33 +306,79 @@ def upload_distribution(
     dist = _validate(request, new_project=project is None)
 
     key = file_key(dist.hashes.blake2b_256, dist.filename)
-    stored = False
+    # The blob is written (and made durable) by another thread while this one records the rows:
+    # the commit waits for it, so no row ever points to a blob that is not there. Only a small
+    # blob on local disk overlaps the transaction, which holds the index lock: a large one, or a
+    # put to object storage (seconds when it is slow or down), is waited for before the lock.
+    storing = _writer().submit(_store, store, key, request, dist)
+    if not (isinstance(store, LocalBlobStore) and request.content.size <= OVERLAP_MAX_SIZE):
+        try:
+            _stored(storing, dist.filename)
+        except BaseException:
+            futures.wait([storing])
+            raise
     try:
-        store.put(key, request.content.path)  # all or nothing: nothing to remove if it fails
-        stored = True
-        if dist.packagetype == "bdist_wheel":
-            store.put_bytes(metadata_key(key), dist.metadata_bytes)
-    except StorageError as exc:
-        log.error("storing %s failed: %s", dist.filename, exc)
-        if stored:
+        with transaction.atomic(), audit_batched():  # the events appended together
+            outcome = _record(
+                actor=actor,
+                request=request,
+                dist=dist,
+                key=key,
+                now=now,
+                stored=lambda: _stored(storing, dist.filename),
+            )
+            token_services.record_use(token, actor=actor, now=now)
+            _stored(storing, dist.filename)
+            if outcome.created:  # TUF: signed in the next round (bastion.signing.background)
+                transaction.on_commit(signing_soon)
+    except BaseException:
+        futures.wait([storing])  # the writer is done with the store before it is cleaned up
+        if not File.objects.filter(storage_key=key).exists():
             _forget_blob(store, key)
+        raise
+    return outcome
+
+
+def _store(store: BlobStore, key: str, request: UploadRequest, dist: ValidatedDistribution) -> None:
+    """The blob, then a wheel's metadata file; a failure leaves neither (run by ``_writer``)."""
+    store.put(key, request.content.path)  # all or nothing: nothing to remove if it fails
+    if dist.packagetype == "bdist_wheel":
+        try:
+            store.put_bytes(metadata_key(key), dist.metadata_bytes)
+        except StorageError:
+            _forget_blob(store, key)
+            raise
+
+
+def _stored(storing: futures.Future[None], filename: str) -> None:
+    try:
+        storing.result()
+    except StorageError as exc:
+        log.error("storing %s failed: %s", filename, exc)
         raise UploadError(
             503,
             "upload.storage-unavailable",
             "Storage is unavailable; retry later.",
             headers={"Retry-After": str(RETRY_AFTER)},
         ) from None
-    try:
-        with transaction.atomic(), audit_batched():  # the events appended together
-            outcome = _record(actor=actor, request=request, dist=dist, key=key, now=now)
-            token_services.record_use(token, actor=actor, now=now)
-            if outcome.created:  # TUF: signed in the next round (bastion.signing.background)
-                transaction.on_commit(signing_soon)
-    except BaseException:
-        if not File.objects.filter(storage_key=key).exists():
-            _forget_blob(store, key)
-        raise
-    return outcome
+
+
+_writers: list[futures.ThreadPoolExecutor] = []  # this process's, made on first use
+
+
+def _writer() -> futures.ThreadPoolExecutor:
+    """Threads that store blobs while uploads record their rows. A store instance is used by one
+    thread at a time: the request's thread hands it over and waits before using it again."""
+    if not _writers:
+        with _writers_lock:
+            if not _writers:
+                _writers.append(futures.ThreadPoolExecutor(8, thread_name_prefix="bastion-store"))
+    return _writers[0]
+
+
+_writers_lock = threading.Lock()
+# A forked child has none of its parent's threads: it makes its own pool.
+os.register_at_fork(after_in_child=_writers.clear)
 
 
 def _forget_blob(store: BlobStore, key: str) -> None:
@@ -335,8 +390,16 @@ def _forget_blob(store: BlobStore, key: str) -> None:
 
 
 def _record(
-    *, actor: Actor, request: UploadRequest, dist: ValidatedDistribution, key: str, now: datetime
+    *,
+    actor: Actor,
+    request: UploadRequest,
+    dist: ValidatedDistribution,
+    key: str,
+    now: datetime,
+    stored: Callable[[], None],
 ) -> UploadOutcome:
+    """The rows and events of one stored distribution; ``stored()`` waits for its blob and
+    raises if it could not be stored."""
     assert actor.user is not None
     state = lock_index()
     existing = _duplicate(request)  # again, under the lock: a concurrent upload may have won
@@ -356,7 +419,9 @@ def _record(
         reservation = name_reserved_against(dist.name, user=actor.user, now=now)
         if reservation is not None:  # a deleted project's name, kept for its former owners
             raise forbidden("project.name.reserved", reservation_message(reservation))
-        _count_project_creation(actor, now)  # under the index lock: exactly N per window
+        if _creation_limits(actor):
+            stored()  # a creation whose blob could not be stored is not counted (Redis keeps it)
+            _count_project_creation(actor, now)  # under the index lock: exactly N per window
         serial = bump_serial(state, projects_changed=True)
         project = create_project(
             actor=actor,
