@@ -12,12 +12,14 @@ workers load the application. So the master costs a few MB instead of a whole ap
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import selectors
 import socket
 import sys
 import time
+from collections import deque
 from functools import partial
 from typing import Any
 
@@ -49,7 +51,114 @@ class ReadableFirstThreadWorker(ThreadWorker):  # type: ignore[misc]
     such connections could hold every thread while requests queue behind them: a 5 s stall.
     Here a thread is only taken once the client has sent something; an idle connection costs
     nothing and is closed after the keep-alive timeout like any other.
+
+    And a request for a simple page that the pre-rendered tree holds is answered by the
+    poller's own thread, from the raw bytes (``bastion.index.wire``): no pool thread, parser or
+    WSGI round. At 32 connections that more than doubles the 304s a worker answers and
+    roughly doubles its 200s; anything else is gunicorn's, as before.
     """
+
+    wire: Any = None  # bastion.index.wire.Wire, made in the worker once the app is loaded
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        # The raw-socket answers of simple pages (bastion.index.wire) take plain HTTP/1.x only;
+        # with TLS, HTTP/2 or an https redirect to make, gunicorn and Django decide everything.
+        wsgi_module = sys.modules.get("bastion.wsgi")
+        if (
+            wsgi_module is None
+            or self.wsgi is not getattr(wsgi_module, "application", None)
+            or self.cfg.is_ssl
+            or self.cfg.http2_cleartext != "off"
+        ):
+            return
+        from django.conf import settings
+
+        if settings.SECURE_SSL_REDIRECT:
+            return
+        from bastion.index.wire import Wire
+
+        self.wire = Wire(wsgi_module.fast_path)
+
+    def on_client_socket_readable(self, conn: TConn, client: Any) -> None:
+        if not self._answer_now(conn, self.keepalived_conns):
+            super().on_client_socket_readable(conn, client)
+
+    def on_pending_socket_readable(self, conn: TConn, client: Any) -> None:
+        if not self._answer_now(conn, self.pending_conns):
+            super().on_pending_socket_readable(conn, client)
+
+    def _answer_now(self, conn: TConn, waiting: deque[TConn]) -> bool:
+        """Answer a cached simple page on the poller's own thread (``bastion.index.wire``),
+        without a pool thread, gunicorn's parser or WSGI. True when the event is dealt with;
+        False leaves it to gunicorn, with any bytes read given back to its parser."""
+        wire = self.wire
+        if wire is None:
+            return False
+        try:
+            conn.init()  # plain HTTP/1.x only (load_wsgi): a parser, no handshake
+            conn.sock.setblocking(False)
+            if conn.parser.unreader.buf.getvalue():
+                return False
+            data = conn.sock.recv(wire.read_size)
+        except BlockingIOError:
+            return False  # nothing to read after all: a thread waits for it, as usual
+        except OSError:
+            data = b""  # reset: closed like a connection the client closed
+        if not data:
+            self._forget(conn, waiting)
+            conn.close()
+            return True
+        try:
+            reply = wire.reply(
+                data,
+                may_keep_alive=self.alive
+                and bool(self.cfg.keepalive)
+                and len(self.keepalived_conns) < self.max_keepalived,
+            )
+        except Exception:
+            self.log.exception("Error answering from the socket; gunicorn answers instead")
+            reply = None
+        if reply is None:
+            conn.parser.unreader.unread(data)
+            return False
+        sent, total = 0, len(reply.head)
+        if reply.body is None or isinstance(reply.body, bytes):
+            parts = [reply.head] if reply.body is None else [reply.head, reply.body]
+            total += 0 if reply.body is None else len(reply.body)
+            try:
+                sent = conn.sock.sendmsg(parts)
+            except BlockingIOError:
+                pass
+            except OSError:
+                self._forget(conn, waiting)
+                conn.close()
+                return True
+        if sent == total and reply.keep_alive:  # answered: wait for the next request
+            waiting.remove(conn)
+            conn.set_timeout()
+            self.keepalived_conns.append(conn)
+            if waiting is not self.keepalived_conns:
+                self.poller.modify(
+                    conn.sock,
+                    selectors.EVENT_READ,
+                    partial(self.on_client_socket_readable, conn),
+                )
+            return True
+        # The rest (or a large file), then keep-alive or a graceful close: in a pool thread,
+        # and back through gunicorn's finish_request like any request.
+        self.poller.unregister(conn.sock)
+        waiting.remove(conn)
+        future = self.tpool.submit(_send_rest, conn, reply, sent)
+        future.add_done_callback(
+            lambda done: self.method_queue.defer(self.finish_request, conn, done)
+        )
+        return True
+
+    def _forget(self, conn: TConn, waiting: deque[TConn]) -> None:
+        self.poller.unregister(conn.sock)
+        waiting.remove(conn)
+        self.nr_conns -= 1
 
     def accept(self, listener: Any) -> None:
         try:
@@ -69,6 +178,26 @@ class ReadableFirstThreadWorker(ThreadWorker):  # type: ignore[misc]
         self.poller.register(
             client_sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn)
         )
+
+
+def _send_rest(conn: TConn, reply: Any, sent: int) -> bool:
+    """What is left of ``reply`` after ``sent`` bytes (blocking, with the read timeout); True
+    when the connection stays open (gunicorn's finish_request result)."""
+    body = reply.body
+    with contextlib.ExitStack() as stack:
+        if body is not None and not isinstance(body, bytes):
+            stack.enter_context(body)  # an open file: closed whatever happens
+        try:
+            conn.sock.setblocking(True)
+            if sent < len(reply.head):
+                conn.sock.sendall(memoryview(reply.head)[sent:])
+            if isinstance(body, bytes):
+                conn.sock.sendall(memoryview(body)[max(sent - len(reply.head), 0) :])
+            elif body is not None:
+                conn.sock.sendfile(body, 0, reply.length)
+        except OSError:
+            return False
+    return bool(reply.keep_alive)
 
 
 class _Server(BaseApplication):  # type: ignore[misc]

@@ -19,4 +19,5 @@ background.enable()  # uploads are signed by this worker's signer thread, in rou
 # The URLconf (every view module) is loaded now rather than by the worker's first request that
 # passes the fast path (~70 ms, ~11 MB): no request of a fresh worker waits for the imports.
 import_module(settings.ROOT_URLCONF)
-application = OutageGuard(FastPath(django_application))
+fast_path = FastPath(django_application)  # also answers from the socket (bastion.server)
+application = OutageGuard(fast_path)
