@@ -9,6 +9,7 @@ one count, and a limit of N admits exactly N per window, also under concurrent r
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -82,7 +83,7 @@ def hit(limit: Limit, subject: str, now: datetime) -> int:
         if count == 1:  # a key opened a new window: drop counters of windows long past
             forget_old_windows(now)
         return count
-    except (DatabaseError, OSError, _RedisError) as exc:
+    except (DatabaseError, OSError, *_redis_errors()) as exc:
         log.warning("rate-limit counters unavailable: %s", type(exc).__name__)
         raise CounterStoreUnavailable(str(exc)) from None
 
@@ -101,7 +102,7 @@ def peek(limit: Limit, subject: str, now: datetime) -> int:
             )
             row = cursor.fetchone()
         return int(row[0]) if row else 0
-    except (DatabaseError, OSError, _RedisError) as exc:
+    except (DatabaseError, OSError, *_redis_errors()) as exc:
         log.warning("rate-limit counters unavailable: %s", type(exc).__name__)
         return 0
 
@@ -142,10 +143,12 @@ def _database_hit(key: str, window: int) -> int:
     return int(row[0])
 
 
-try:  # redis is a dependency, but keep this module importable without a server
-    from redis.exceptions import RedisError as _RedisError
-except ImportError:  # pragma: no cover
-    _RedisError = OSError  # type: ignore[misc,assignment]
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    """redis-py's base error, once redis-py is loaded (by ``_redis``): a worker without
+    BASTION_REDIS_URL never imports it (~10 MB per worker), and then no Redis error is raised."""
+    exceptions = sys.modules.get("redis.exceptions")
+    return () if exceptions is None else (exceptions.RedisError,)
+
 
 _clients: dict[str, object] = {}
 
