@@ -13,7 +13,7 @@
 #   SIGTERM: this script (bash) starts two nodes, `bastion serve --no-migrate --workers 1` on
 #   free loopback ports (BASTION_DATA_DIR=$BENCH_STATE/data, BASTION_BASE_URL=
 #   http://$BENCH_HOST:$BENCH_PORT, BASTION_PROXY_SSL_HEADER=X-Forwarded-Proto and
-#   BASTION_FRONT_PAGES_DIR=$BENCH_STATE/front/pages as the file's header asks), waits for both /healthz, then nginx in the foreground on $BENCH_PORT with
+#   BASTION_FRONT_PAGES_DIR=$BENCH_STATE/front-pages as the file's header asks), waits for both /healthz, then nginx in the foreground on $BENCH_PORT with
 #   deploy/nginx/bastion.conf rendered *now* (bench/render_front.py; the file is read fresh at
 #   every start). On SIGTERM/SIGINT, or when any of the three exits, it stops all of them.
 #
@@ -66,6 +66,7 @@ describe)
 prepare)
     w="${1:?workload}"
     src="$BENCH_ROOT/state/bastion/$w"
+    rm -rf "$BENCH_STATE/front-pages"   # pages of the data about to be replaced
     if [ "$w" != w3 ] && [ "$FRONT_REUSE_PREPARED" = 1 ] && [ -f "$src/.prepared" ] \
         && [ -d "$src/data" ] && [ -s "$src/token" ] && [ "$src" != "$BENCH_STATE" ]; then
         # bastion.sh's own result for this workload (its server is stopped: nothing writes).
@@ -99,6 +100,10 @@ _run)
     w="${1:?workload}"
     front="$BENCH_STATE/front"
     rm -rf "$front"; mkdir -p "$front"
+    # The pages tree outlives a restart, as a deployment's does (and as bastion alone's, in its
+    # data directory): only the nodes write it, and prepare, which replaces the data, empties it.
+    pages="$BENCH_STATE/front-pages"
+    mkdir -p "$pages"
     # free loopback ports for the nodes and the (unused) redirect block
     read -r -a ports <<<"$("$PY" - "$BENCH_HOST" "$((FRONT_NODES + 1))" <<'EOF'
 import socket, sys
@@ -111,7 +116,7 @@ EOF
     http_port="${ports[0]}"; nodes=("${ports[@]:1}")
     "$PY" "$BENCH_HERE/render_front.py" --sample "$SAMPLE" --out "$front" --host "$BENCH_HOST" \
         --port "$BENCH_PORT" --http-port "$http_port" --nodes "$(IFS=,; echo "${nodes[*]}")" \
-        --pages-dir "$front/pages" --workers "$FRONT_NGINX_WORKERS" >/dev/null
+        --pages-dir "$pages" --workers "$FRONT_NGINX_WORKERS" >/dev/null
 
     for v in $(compgen -e | grep '^BASTION_' || true); do
         case "$v" in BASTION_VENV) ;; *) unset "$v" ;; esac
@@ -119,7 +124,7 @@ EOF
     export BASTION_DATA_DIR="$BENCH_STATE/data"
     export BASTION_BASE_URL="http://$BENCH_HOST:$BENCH_PORT"
     export BASTION_PROXY_SSL_HEADER=X-Forwarded-Proto
-    export BASTION_FRONT_PAGES_DIR="$front/pages"   # fresh at every start, like the page cache
+    export BASTION_FRONT_PAGES_DIR="$pages"
 
     pids=()
     stopping=0
