@@ -1,5 +1,6 @@
 """Simple pages straight from the socket: the reads every install makes, answered by the
-gunicorn worker thread (``bastion.server``) from the raw request, before gunicorn parses it.
+gunicorn worker's poller thread (``bastion.server``) from the raw request, before gunicorn
+parses it.
 
 Only a request that is plainly one of them is taken: a complete head of a GET or HEAD of
 ``/simple/`` or an already normalized ``/simple/<name>/``, without a query, that ends exactly
@@ -131,9 +132,7 @@ class Wire:
                 b"\r\n",
             )
         )
-        body = served.body if method == b"GET" and served.status == 200 else None
-        if body is None and served.body is not None and not isinstance(served.body, bytes):
-            served.body.close()
+        body = served.body  # None for a HEAD or a 304 (front.serve)
         return Reply(head, body, length if body is not None else 0, keep_alive)
 
     def _choose(self, accept: bytes | None) -> str | None:

@@ -145,7 +145,7 @@ def _database_hit(key: str, window: int) -> int:
 
 def _redis_errors() -> tuple[type[BaseException], ...]:
     """redis-py's base error, once redis-py is loaded (by ``_redis``): a worker without
-    BASTION_REDIS_URL never imports it (~10 MB per worker), and then no Redis error is raised."""
+    BASTION_REDIS_URL never imports it (~5 MB per worker), and then no Redis error is raised."""
     exceptions = sys.modules.get("redis.exceptions")
     return () if exceptions is None else (exceptions.RedisError,)
 
