@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e._support import SERVER_STOP_GRACE, LiveServer, clean_environ, serve, wheel_form
-from tests.processes import free_port, stop_process_group
+from tests.e2e._support import SERVER_STOP_GRACE, LiveServer, wheel_form
+from tests.e2e.test_idle_connections import _start
+from tests.processes import stop_process_group
 from tests.unit.core.builders import make_wheel
 
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -28,23 +29,11 @@ DECLINED = b"X-Twice: 1\r\nX-Twice: 2\r\n"  # never taken from the socket: gunic
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    tmp_path = tmp_path_factory.mktemp("wire")
-    port = free_port()
-    env = clean_environ()
-    env["BASTION_DATA_DIR"] = str(tmp_path / "data")
-    env["BASTION_BASE_URL"] = f"http://127.0.0.1:{port}"
-    live = LiveServer(
-        backend="sqlite",
-        base_url=f"http://127.0.0.1:{port}",
-        data_dir=tmp_path / "data",
-        env=env,
-        stderr_path=tmp_path / "server.stderr.log",
-    )
-    process = serve(live, workers=1, timeout=60)
+    live, process, _port = _start(tmp_path_factory.mktemp("wire"))
     try:
         live.cli_ok("user", "create", "wren", "--email", "wren@example.com")
         live.token = live.cli_ok("token", "create", "wren")
-        _upload(live, tmp_path, "1.0")
+        _upload(live, tmp_path_factory.mktemp("wire-dists"), "1.0")
         yield live
     finally:
         live.close()

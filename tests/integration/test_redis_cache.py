@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 
-import pytest
-
 from bastion.config import load_config
-
-
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
+from tests.integration.conftest import require_redis
 
 
 def test_redis_url_gives_a_working_shared_cache(tmp_path):
-    if not _redis_up():
-        if os.environ.get("CI") == "true":
-            pytest.fail("Redis is not reachable at 127.0.0.1:6379; CI requires it")
-        pytest.skip("Redis is not reachable at 127.0.0.1:6379")
+    require_redis()
     from django.core.cache.backends.redis import RedisCache
 
     config = load_config(

@@ -14,7 +14,7 @@ from django.test import Client, override_settings
 
 from bastion.audit.models import Event
 from bastion.projects.models import Project
-from tests.integration.conftest import basic
+from tests.integration.conftest import basic, require_redis
 from tests.integration.uploads.test_authenticate_first import forge
 from tests.integration.uploads.test_upload_endpoint import form_for
 from tests.unit.core.builders import make_wheel
@@ -163,14 +163,7 @@ def test_counters_in_redis_are_shared_and_exact(alice, alice_token, tmp_path):
     """The same limits with BASTION_REDIS_URL (the machine's Redis at 127.0.0.1:6379)."""
     import redis
 
-    try:
-        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        import os
-
-        if os.environ.get("CI") == "true":
-            pytest.fail("Redis is not reachable at 127.0.0.1:6379; CI requires it")
-        pytest.skip("Redis is not reachable at 127.0.0.1:6379")
+    require_redis()
     with limits(redis_url="redis://127.0.0.1:6379/15", upload_limit="2/hour"):
         redis.Redis(host="127.0.0.1", port=6379, db=15).flushdb()
         assert post(wheel(tmp_path, "demo", "1.0"), alice_token).status_code == 200

@@ -16,7 +16,7 @@ from django.test import Client, override_settings
 from bastion.audit.models import Event
 from bastion.storage import file_key, metadata_key
 from bastion.uploads import services
-from tests.integration.conftest import basic, spooled_files, stored_blobs
+from tests.integration.conftest import basic, require_redis, spooled_files, stored_blobs
 from tests.integration.uploads.test_upload_endpoint import form_for, snapshot
 from tests.unit.core.builders import make_wheel
 
@@ -108,14 +108,7 @@ def test_a_creation_whose_blob_is_not_stored_is_not_counted_in_redis(alice, alic
     once its blob is stored. Limit 1: the retry after the failure is the first creation."""
     import redis
 
-    try:
-        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        import os
-
-        if os.environ.get("CI") == "true":
-            pytest.fail("Redis is not reachable at 127.0.0.1:6379; CI requires it")
-        pytest.skip("Redis is not reachable at 127.0.0.1:6379")
+    require_redis()
     counters = redis.Redis(host="127.0.0.1", port=6379, db=14)
     counters.flushdb()
     limited = dataclasses.replace(
