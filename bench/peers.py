@@ -10,7 +10,7 @@ Servers (adapters of /work/shared/bench/bench.py, all on 127.0.0.1):
                  (NGINX_SNAPSHOT_FROM=bench/adapters/bastion.sh), the reference of every ratio
   bastion        bench/adapters/bastion.sh: bastion serve --workers 2
   bastion-front  bench/adapters/bastion-front.sh: deploy/nginx/bastion.conf (TLS block served as
-                 plain HTTP) in front of 2 nodes x 1 worker
+                 plain HTTP) in front of 1 node x 2 workers
   pypiserver     the harness's pypiserver adapter (README recipe, gunicorn -w4)
 
 Steps (``--only`` takes any of these names, comma-separated):
@@ -917,8 +917,10 @@ def main(argv: list[str] | None = None) -> int:
         "repetitions, each server once per repetition (order alternating), then uv "
         f"{a.uv_runs} runs in a row per server for the stall row; large W2: "
         f"{a.w2_projects:,} projects; RSS upload {a.upload_mb} MB; bastion-front = "
-        "deploy/nginx/bastion.conf with its TLS block served as plain HTTP, 2 nodes x 1 "
-        "worker (= the 2 workers of bastion alone). Records: "
+        "deploy/nginx/bastion.conf with its TLS block served as plain HTTP, "
+        f"{os.environ.get('FRONT_NODES', '1')} node(s) x "
+        f"{os.environ.get('FRONT_NODE_WORKERS', '2')} worker(s) (bastion alone: 2 workers). "
+        "Records: "
         f"{out}/results.jsonl, run ids `{a.run_id}` and `{a.run_id}.w2x100k`."
     )
     meta = {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Adapter for the shared index-server harness (bench.py; see bench/README.md): bastion behind
-# the documented nginx front (deploy/nginx/bastion.conf), two nodes on one data directory.
+# the documented nginx front (deploy/nginx/bastion.conf), one node with 2 workers (FRONT_NODES=2:
+# two nodes with 1 worker each on one data directory).
 #   BENCH_ROOT=/tmp/anchors python3 .../bench.py wrk --server /work/main/bench/adapters/bastion-front.sh --workload w1
 #
 # install / prepare: bench/adapters/bastion.sh (same venv, same data directory layout in
@@ -10,7 +11,7 @@
 #   FRONT_REUSE_PREPARED=0: never).
 #   w3 is always prepared fresh (empty index).
 # command W: `bastion-front.sh _run W`, one foreground process tree that bench.py stops with
-#   SIGTERM: this script (bash) starts two nodes, `bastion serve --no-migrate --workers 1` on
+#   SIGTERM: this script (bash) starts the nodes, `bastion serve --no-migrate --workers N` on
 #   free loopback ports (BASTION_DATA_DIR=$BENCH_STATE/data, BASTION_BASE_URL=
 #   http://$BENCH_HOST:$BENCH_PORT, BASTION_PROXY_SSL_HEADER=X-Forwarded-Proto and
 #   BASTION_FRONT_PAGES_DIR=$BENCH_STATE/front-pages as the file's header asks), waits for both /healthz, then nginx in the foreground on $BENCH_PORT with
@@ -23,18 +24,20 @@
 # a static copy) and every peer are measured over plain HTTP. The rendered files and the list
 # of lines changed are in $BENCH_STATE/front/ (site.conf, nginx.conf, plain-http.diff).
 #
-# Fairness: 2 nodes x 1 gunicorn worker (4 threads each) = the 2 workers of "bastion alone"
-# (bastion.sh, BASTION_WORKERS=2). The process tree measured for CPU and RSS is this script,
-# 2 gunicorn masters, 2 workers, and nginx (master + FRONT_NGINX_WORKERS workers).
+# Fairness: 1 node x 2 gunicorn workers (4 threads each) = the 2 workers of "bastion alone"
+# (bastion.sh, BASTION_WORKERS=2): one machine runs one node (several nodes are for several
+# machines; FRONT_NODES=2 FRONT_NODE_WORKERS=1 shows two on one machine, with a second gunicorn
+# master, ~27 MiB more). The process tree measured for CPU and RSS is this script, the gunicorn
+# master(s) and workers, and nginx (master, FRONT_NGINX_WORKERS workers, cache manager/loader).
 #
-# Knobs: FRONT_NODES (default 2), FRONT_NODE_WORKERS (default 1), FRONT_NGINX_WORKERS
+# Knobs: FRONT_NODES (default 1), FRONT_NODE_WORKERS (default 2), FRONT_NGINX_WORKERS
 #        (worker_processes, default auto as the nginx-static reference and Debian's nginx.conf),
 #        NGINX_BIN (default nginx), FRONT_REUSE_PREPARED (default 1), BASTION_VENV (bastion.sh).
 set -euo pipefail
 : "${BENCH_ROOT:=/tmp/anchors}"
 : "${BENCH_HOST:=127.0.0.1}"
-: "${FRONT_NODES:=2}"
-: "${FRONT_NODE_WORKERS:=1}"
+: "${FRONT_NODES:=1}"
+: "${FRONT_NODE_WORKERS:=2}"
 : "${FRONT_NGINX_WORKERS:=auto}"
 : "${FRONT_REUSE_PREPARED:=1}"
 : "${NGINX_BIN:=nginx}"
