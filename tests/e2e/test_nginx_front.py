@@ -444,3 +444,24 @@ def test_a_page_is_never_stale_once_an_upload_returns(front: LiveServer, tmp_pat
         assert f"front_fresh-{version}-py3-none-any.whl" in html.text
         root = front.http.get(front.base_url + "/simple/", timeout=30)
         assert "front-fresh" in root.text
+
+
+def test_a_link_that_is_not_a_page_goes_to_a_node(front: LiveServer, tmp_path: Path) -> None:
+    """nginx takes the serial and the ETags from the name of the link's target; a target of any
+    other form is never served, whatever it holds."""
+    _upload(front, tmp_path, "front-odd", "1.0")
+    path = "/simple/front-odd/"
+    real = front.http.get(front.base_url + path, timeout=30)  # published
+    pages = front.pages  # type: ignore[attr-defined]
+    for target in ("1.notanetag.x", "junk", "7." + "a" * 40):
+        odd = pages / "pages" / "front-odd" / target
+        odd.mkdir(parents=True)
+        for name in ("index.html", "index.json", "index.v1html"):
+            (odd / name).write_text("WRONG")
+        link = pages / "simple" / "front-odd"
+        link.unlink()
+        link.symlink_to(Path("..") / "pages" / "front-odd" / target)
+        answer = front.http.get(front.base_url + path, timeout=30)
+        assert answer.status_code == 200, target
+        assert answer.content == real.content, target
+        assert answer.headers["ETag"] == real.headers["ETag"], target
