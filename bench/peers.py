@@ -917,10 +917,8 @@ def main(argv: list[str] | None = None) -> int:
         "repetitions, each server once per repetition (order alternating), then uv "
         f"{a.uv_runs} runs in a row per server for the stall row; large W2: "
         f"{a.w2_projects:,} projects; RSS upload {a.upload_mb} MB; bastion-front = "
-        "deploy/nginx/bastion.conf with its TLS block served as plain HTTP, "
-        f"{os.environ.get('FRONT_NODES', '1')} node(s) x "
-        f"{os.environ.get('FRONT_NODE_WORKERS', '2')} worker(s) (bastion alone: 2 workers). "
-        "Records: "
+        "deploy/nginx/bastion.conf with its TLS block served as plain HTTP (its nodes and "
+        "workers: the configuration table). Records: "
         f"{out}/results.jsonl, run ids `{a.run_id}` and `{a.run_id}.w2x100k`."
     )
     meta = {
