@@ -4,7 +4,9 @@ Building the ORM's query cost more than the database spent answering it (~0.25 m
 insert, and an upload makes about ten). Here each statement is built once per model, values
 are prepared by their model fields the way ``Model.save()`` would (defaults, datetimes, JSON),
 and a row read back goes through the same converters as a queryset's. For models without
-``save()`` logic or signal receivers only: neither runs here.
+``save()`` logic or signal receivers only: neither runs here. The thread's connection is looked
+up once per call: each attribute read through ``django.db.connection`` is a thread-local look-up,
+and preparing a row's values reads it a few times per field.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import TypeVar
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Field, Model
 
 M = TypeVar("M", bound=Model)
@@ -63,8 +65,9 @@ def _select(model: type[Model], vendor: str) -> tuple[str, tuple[str, ...], tupl
 def get(model: type[M], where: str, params: Sequence[object]) -> M | None:
     """The first row of ``model`` matching ``where`` (SQL after ``FROM table``: a WHERE
     clause, maybe a lock), as an instance loaded like the ORM loads it; None if none matches."""
-    select, names, converted = _select(model, connection.vendor)
-    with connection.cursor() as cursor:
+    conn = connections[DEFAULT_DB_ALIAS]
+    select, names, converted = _select(model, conn.vendor)
+    with conn.cursor() as cursor:
         cursor.execute(select + where, params)
         row = cursor.fetchone()
     if row is None:
@@ -74,12 +77,9 @@ def get(model: type[M], where: str, params: Sequence[object]) -> M | None:
     for i in converted:
         field = fields[i]
         column = field.get_col(model._meta.db_table)
-        for convert in [
-            *connection.ops.get_db_converters(column),
-            *field.get_db_converters(connection),
-        ]:
-            values[i] = convert(values[i], column, connection)
-    return model.from_db(connection.alias, names, values)
+        for convert in [*conn.ops.get_db_converters(column), *field.get_db_converters(conn)]:
+            values[i] = convert(values[i], column, conn)
+    return model.from_db(conn.alias, names, values)
 
 
 def insert(*objs: Model) -> None:
@@ -87,25 +87,26 @@ def insert(*objs: Model) -> None:
     its primary key, as after ``save()``."""
     model = type(objs[0])
     assert all(type(obj) is model for obj in objs)
+    conn = connections[DEFAULT_DB_ALIAS]
     fields, pk = _columns(model)
     auto = getattr(pk, "db_returning", False)
-    returning = auto and connection.features.can_return_rows_from_bulk_insert
+    returning = auto and conn.features.can_return_rows_from_bulk_insert
     if auto and not returning and len(objs) > 1:  # SQLite before 3.35: one key per statement
         for obj in objs:
             insert(obj)
         return
     values = [
-        field.get_db_prep_save(field.pre_save(obj, True), connection)  # type: ignore[arg-type]
+        field.get_db_prep_save(field.pre_save(obj, True), conn)  # type: ignore[arg-type]
         for obj in objs
         for field in fields
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_statement(model, len(objs), returning, connection.vendor), values)
+    with conn.cursor() as cursor:
+        cursor.execute(_statement(model, len(objs), returning, conn.vendor), values)
         if returning:
             for obj, (key,) in zip(objs, cursor.fetchall(), strict=True):
                 obj.pk = key
         elif auto:
-            objs[0].pk = connection.ops.last_insert_id(cursor, model._meta.db_table, pk.column)
+            objs[0].pk = conn.ops.last_insert_id(cursor, model._meta.db_table, pk.column)
     for obj in objs:
         obj._state.adding = False
-        obj._state.db = connection.alias
+        obj._state.db = conn.alias

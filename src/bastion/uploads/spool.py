@@ -95,6 +95,9 @@ class _Parts:
     def __init__(self, spool_dir: Path, max_size: int) -> None:
         self.spool_dir = spool_dir
         self.max_size = max_size
+        # Read once: a setting read through django.conf.settings costs a lazy-object look-up.
+        self.max_field_bytes = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        self.max_fields = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
         self.fields: dict[str, list[str]] = {}
         self.spooled: SpooledFile | None = None
         self.file_fields: list[str] = []
@@ -113,7 +116,7 @@ class _Parts:
             self._end()
         elif self._kind == "field":
             self._field_bytes += len(event)
-            if self._field_bytes > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            if self._field_bytes > self.max_field_bytes:
                 raise too_large(
                     "upload.fields-too-large", "The upload's form fields are too large."
                 )
@@ -126,7 +129,7 @@ class _Parts:
         self._name, self._kind, self._value = name, "", []
         if segment.filename is None:
             self._field_count += 1
-            if self._field_count > settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:
+            if self._field_count > self.max_fields:
                 raise bad_request("upload.too-many-fields", "The upload has too many form fields.")
             self._field_bytes += len(name)
             self._kind = "field"

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import email.message
 import email.utils
+import functools
 import hashlib
 import io
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -272,13 +274,10 @@ def _check_description(raw: RawMetadata, label: str, problems: list[DistProblem]
     if not description.strip():
         return
     declared = raw.get("description_content_type", "").strip()
-    message = email.message.EmailMessage()
-    try:
-        message["content-type"] = declared or "text/x-rst"
-        content_type = message.get_content_type()
-        parameters = dict(message["content-type"].params)
-    except (ValueError, IndexError):
+    parsed = _content_type(declared or "text/x-rst")
+    if parsed is None:
         return
+    content_type, parameters = parsed
     variant = parameters.get("variant", "GFM") if content_type == "text/markdown" else ""
     if content_type == "text/markdown":
         if variant not in ("GFM", "CommonMark"):
@@ -297,6 +296,18 @@ def _check_description(raw: RawMetadata, label: str, problems: list[DistProblem]
             field="Description",
         )
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _content_type(value: str) -> tuple[str, Mapping[str, str]] | None:
+    """A Description-Content-Type's type and parameters (None if it does not parse); the few
+    values in use are remembered (the e-mail header parser takes ~50 us each time)."""
+    message = email.message.EmailMessage()
+    try:
+        message["content-type"] = value
+        return message.get_content_type(), MappingProxyType(dict(message["content-type"].params))
+    except (ValueError, IndexError):
+        return None
 
 
 # The verdicts of the last renders: the files of one release (an sdist and its wheels) carry
