@@ -32,6 +32,39 @@ class LocalBlobStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
 
+    def make_directory(self, key: str) -> list[Path]:
+        """Make the directory ``key`` will be stored in, ahead of the ``put``; returns the
+        directories made, outermost first (see ``remove_directories``)."""
+        missing: list[Path] = []
+        made: list[Path] = []
+        directory = self._path(key).parent
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            while directory != self.root and not directory.is_dir():
+                missing.append(directory)
+                directory = directory.parent
+            for path in reversed(missing):
+                try:
+                    path.mkdir()
+                except FileExistsError:
+                    if not path.is_dir():
+                        raise
+                    continue  # made meanwhile by another upload: not ours to remove
+                made.append(path)
+        except OSError as exc:
+            self.remove_directories(made)
+            raise StorageError(f"could not store {key}: {exc.strerror}") from exc
+        return made
+
+    def remove_directories(self, made: list[Path]) -> None:
+        """Remove the directories ``make_directory`` made, innermost first, while they are empty
+        (another upload of the same bytes may be using one by then)."""
+        for path in reversed(made):
+            try:
+                path.rmdir()
+            except OSError:
+                return
+
     def _write(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
         target = self._target(key)
         descriptor, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
@@ -42,14 +75,16 @@ class LocalBlobStore:
                 os.fsync(handle.fileno())
             _move_into_place(Path(temp_name), target)
 
-    def put(self, key: str, source: Path) -> None:
+    def put(self, key: str, source: Path, *, synced: bool = False) -> None:
+        """``synced``: the caller made ``source`` durable already (``sync_file``), so a second
+        name for it needs no fsync of its own."""
         try:
-            if not self._put_linked(key, source):
+            if not self._put_linked(key, source, synced=synced):
                 self._write(key, lambda handle: _copy_into(source, handle))
         except OSError as exc:
             raise StorageError(f"could not store {key}: {exc.strerror}") from exc
 
-    def _put_linked(self, key: str, source: Path) -> bool:
+    def _put_linked(self, key: str, source: Path, *, synced: bool) -> bool:
         """Store ``source`` under ``key`` without copying it: a second name for the same file
         (the upload spool is in the data directory, usually on this file system), made durable
         and then renamed into place like any write. False when the file systems differ."""
@@ -57,16 +92,20 @@ class LocalBlobStore:
         temp = target.parent / f".tmp-{secrets.token_hex(8)}"
         try:
             os.link(source, temp)
+        except FileNotFoundError:
+            if not source.exists():
+                raise
+            # The directory went meanwhile: made ahead by a refused upload of the same bytes,
+            # which removed it again while empty (remove_directories). Made again, once.
+            target = self._target(key)
+            os.link(source, temp)
         except OSError as exc:
             if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                 return False
             raise
         with _removed_on_failure(temp):
-            descriptor = os.open(temp, os.O_RDONLY)
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
+            if not synced:
+                sync_file(temp)
             _move_into_place(temp, target)
         return True
 
@@ -114,6 +153,15 @@ class LocalBlobStore:
                 except FileNotFoundError:  # removed meanwhile
                     continue
                 yield key, datetime.fromtimestamp(modified, UTC)
+
+
+def sync_file(path: Path) -> None:
+    """Make the bytes of the file at ``path`` durable (fsync)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _stream(handle: BinaryIO, start: int, length: int | None) -> Iterator[bytes]:

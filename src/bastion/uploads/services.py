@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -45,7 +46,7 @@ from bastion.projects.services import (
 from bastion.security.errors import TokenInvalid
 from bastion.signing.background import soon as signing_soon
 from bastion.storage import BlobStore, StorageError, file_key, metadata_key
-from bastion.storage.local import LocalBlobStore
+from bastion.storage.local import LocalBlobStore, sync_file
 from bastion.tokens import services as token_services
 from bastion.tokens.services import AuthenticatedToken
 from bastion.uploads import limits
@@ -291,6 +292,32 @@ def upload_distribution(
     now: datetime,
 ) -> UploadOutcome:
     """Store one distribution for an already authenticated token (``tokens.authenticate``)."""
+    early = (
+        _EarlyStore(store, request)
+        if isinstance(store, LocalBlobStore) and request.content.size <= OVERLAP_MAX_SIZE
+        else None
+    )
+    try:
+        return _upload(
+            actor=actor, request=request, principal=principal, store=store, now=now, early=early
+        )
+    finally:
+        if early is not None:
+            early.refuse()  # (no effect once accepted)
+            # A refused file's directories are gone when the answer leaves (an accepted one
+            # was waited for before the commit).
+            futures.wait([early.future])
+
+
+def _upload(
+    *,
+    actor: Actor,
+    request: UploadRequest,
+    principal: AuthenticatedToken,
+    store: BlobStore,
+    now: datetime,
+    early: _EarlyStore | None,
+) -> UploadOutcome:
     token = principal.token
     project = project_by_name(request.name)
     _authorize(principal=principal, project=project, name=request.name)
@@ -310,8 +337,10 @@ def upload_distribution(
     # the commit waits for it, so no row ever points to a blob that is not there. Only a small
     # blob on local disk overlaps the transaction, which holds the index lock: a large one, or a
     # put to object storage (seconds when it is slow or down), is waited for before the lock.
-    storing = _writer().submit(_store, store, key, request, dist)
-    if not (isinstance(store, LocalBlobStore) and request.content.size <= OVERLAP_MAX_SIZE):
+    if early is not None:
+        storing = early.accept(key, dist)
+    else:
+        storing = _writer().submit(_store, store, key, request, dist)
         try:
             _stored(storing, dist.filename)
         except BaseException:
@@ -339,15 +368,73 @@ def upload_distribution(
     return outcome
 
 
-def _store(store: BlobStore, key: str, request: UploadRequest, dist: ValidatedDistribution) -> None:
+def _store(
+    store: BlobStore,
+    key: str,
+    request: UploadRequest,
+    dist: ValidatedDistribution,
+    *,
+    synced: bool = False,
+) -> None:
     """The blob, then a wheel's metadata file; a failure leaves neither (run by ``_writer``)."""
-    store.put(key, request.content.path)  # all or nothing: nothing to remove if it fails
+    if synced:
+        assert isinstance(store, LocalBlobStore)
+        store.put(key, request.content.path, synced=True)
+    else:
+        store.put(key, request.content.path)  # all or nothing: nothing to remove if it fails
     if dist.packagetype == "bdist_wheel":
         try:
             store.put_bytes(metadata_key(key), dist.metadata_bytes)
         except StorageError:
             _forget_blob(store, key)
             raise
+
+
+class _EarlyStore:
+    """A small file bound for the local store, prepared while the upload is still checked.
+
+    On a writer thread, from the moment the body has been read: the directory of its key is
+    made and its spool file made durable (fsync), while the request's thread checks and
+    validates it. These are the slow steps of storing a small file (each waits for the file
+    system's journal), and here they overlap work the upload does anyway. Then the thread waits
+    for the verdict: an accepted file is stored (a second name for the spool file, already
+    durable, and a wheel's metadata file) while the rows are recorded; for a refused one it
+    removes the directories it made. Nothing is stored before the file was validated.
+    """
+
+    def __init__(self, store: LocalBlobStore, request: UploadRequest) -> None:
+        self._verdict = threading.Event()
+        self._accepted: tuple[str, ValidatedDistribution] | None = None
+        self.future = _writer().submit(self._run, store, request)
+
+    def accept(self, key: str, dist: ValidatedDistribution) -> futures.Future[None]:
+        """Store the file under ``key``; the future is done when it is (or failed)."""
+        self._accepted = (key, dist)
+        self._verdict.set()
+        return self.future
+
+    def refuse(self) -> None:
+        """Not to be stored (after ``accept`` this changes nothing)."""
+        self._verdict.set()
+
+    def _run(self, store: LocalBlobStore, request: UploadRequest) -> None:
+        content = request.content
+        made: list[Path] = []
+        try:  # the key the file will have if it is accepted (its name is checked later)
+            made = store.make_directory(file_key(content.hashes.blake2b_256, content.filename))
+        except (ValueError, StorageError):
+            pass  # an invalid name is refused; a directory that cannot be made, by put()
+        try:
+            sync_file(content.path)
+            synced = True
+        except OSError:
+            synced = False  # (put() makes it durable, or says why it cannot)
+        self._verdict.wait()
+        if self._accepted is None:
+            store.remove_directories(made)
+            return
+        key, dist = self._accepted
+        _store(store, key, request, dist, synced=synced)
 
 
 def _stored(storing: futures.Future[None], filename: str) -> None:

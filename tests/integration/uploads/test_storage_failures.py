@@ -150,10 +150,10 @@ def test_only_a_small_local_blob_is_stored_while_the_index_lock_is_held(
         locked.set()
         return real_lock()
 
-    def store(*args):
+    def store(*args, **kwargs):
         if not stored_before_lock:
             assert locked.wait(timeout=30)  # the lock is taken while the blob waits to be written
-        real_store(*args)
+        real_store(*args, **kwargs)
 
     monkeypatch.setattr(services, "lock_index", lock_index)
     monkeypatch.setattr(services, "_store", store)

@@ -350,3 +350,77 @@ def test_entries_skip_temporary_and_foreign_files(store: LocalBlobStore) -> None
     (store.local_path(key).parent / ".tmp-half-written").write_bytes(b"half")
     (store.root / "README").write_text("not a blob")
     assert [listed for listed, _ in store.entries()] == [key]
+
+
+# ---------------------------------------------------------------------------------------------
+# A key's directory made ahead of the put (uploads prepare it while they validate)
+
+
+def directories(store: LocalBlobStore) -> list[str]:
+    return sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_dir())
+
+
+def test_a_directory_made_ahead_is_used_by_the_put_then_removable_only_while_empty(
+    store: LocalBlobStore, tmp_path: Path
+) -> None:
+    data = unique_bytes(300)
+    key = key_for(data)
+    made = store.make_directory(key)
+    a, b, rest = key.split("/")[:3]
+    assert [str(p.relative_to(store.root)) for p in made] == [a, f"{a}/{b}", f"{a}/{b}/{rest}"]
+    assert store.make_directory(key) == []  # there already: nothing made, nothing to remove
+    source = tmp_path / "in.whl"
+    source.write_bytes(data)
+    store.put(key, source)
+    store.remove_directories(made)  # in use by the blob now: every directory stays
+    assert store.root.joinpath(*key.split("/")).read_bytes() == data
+
+
+def test_directories_made_for_a_refused_file_are_removed(store: LocalBlobStore) -> None:
+    kept = key_for(unique_bytes(10))
+    store.put_bytes(kept, b"kept")
+    key = kept.split("/")[0] + "/" + key_for(unique_bytes(20)).split("/", 1)[1]
+    made = store.make_directory(key)
+    assert len(made) == 2  # the first level is shared with the blob already stored
+    store.remove_directories(made)
+    a, b, rest = kept.split("/")[:3]
+    assert directories(store) == [a, f"{a}/{b}", f"{a}/{b}/{rest}"]  # the stored blob's only
+    assert leftovers(store) == [kept]
+
+
+def test_a_file_where_the_directory_goes_is_a_storage_error_leaving_nothing(
+    store: LocalBlobStore,
+) -> None:
+    key = key_for(unique_bytes(30))
+    first, second = key.split("/")[:2]
+    store.root.joinpath(first).mkdir(parents=True)
+    store.root.joinpath(first, second).write_bytes(b"in the way")
+    with pytest.raises(StorageError, match="could not store"):
+        store.make_directory(key)
+    assert directories(store) == [first]
+
+
+def test_a_put_whose_directory_vanishes_before_the_link_makes_it_again(
+    store: LocalBlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused upload of the same bytes removes the (still empty) directory it made ahead,
+    between this put's making of the directory and its link: the put makes it again."""
+    data = unique_bytes(400)
+    key = key_for(data)
+    source = tmp_path / "in.whl"
+    source.write_bytes(data)
+    made = store.make_directory(key)
+    real_link = os.link
+    calls: list[str] = []
+
+    def link(src: object, dst: object) -> None:
+        if not calls:  # the other upload's clean-up lands exactly in the window
+            store.remove_directories(made)
+        calls.append(str(dst))
+        real_link(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "link", link)
+    store.put(key, source, synced=True)
+    assert len(calls) == 2  # the first link failed: no directory; the second one stored it
+    assert store.root.joinpath(*key.split("/")).read_bytes() == data
+    assert leftovers(store) == [key]
