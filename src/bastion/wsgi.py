@@ -14,10 +14,14 @@ django_application = get_wsgi_application()
 from bastion.index.fastpath import FastPath  # noqa: E402  (needs Django set up)
 from bastion.outages import OutageGuard  # noqa: E402
 from bastion.signing import background  # noqa: E402
+from bastion.uploads.warmup import warm_up  # noqa: E402
 
 background.enable()  # uploads are signed by this worker's signer thread, in rounds
 # The URLconf (every view module) is loaded now rather than by the worker's first request that
 # passes the fast path (~70 ms, ~11 MB): no request of a fresh worker waits for the imports.
 import_module(settings.ROOT_URLCONF)
+# A fresh worker's first uploads would run several times slower than later ones (modules to
+# load, bytecode not yet specialised): the validation is run a few times now (~30 ms, ~1 MB).
+warm_up()
 fast_path = FastPath(django_application)  # also answers from the socket (bastion.server)
 application = OutageGuard(fast_path)
