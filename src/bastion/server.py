@@ -26,6 +26,11 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+# Seconds an idle kept-alive connection stays open. A proxy that keeps connections to the nodes
+# (the nginx front's upstream keepalive_timeout) must close them sooner: else it may send a
+# request on one the node is closing, and nginx does not retry a POST (the client gets a 502).
+KEEPALIVE = 5
+
 
 class _ReadTimeoutSocket(socket.socket):
     """A client socket whose blocking mode has a timeout: a client that stops sending (or
@@ -227,7 +232,7 @@ def run(*, host: str, port: int, workers: int, read_timeout: float = 30.0) -> No
             "threads": 4,
             "timeout": 300,
             "graceful_timeout": 10,
-            "keepalive": 5,
+            "keepalive": KEEPALIVE,
             "accesslog": None,
             "errorlog": "-",
             "loglevel": "warning",
