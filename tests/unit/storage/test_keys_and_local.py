@@ -379,11 +379,14 @@ def test_a_directory_made_ahead_is_used_by_the_put_then_removable_only_while_emp
 def test_directories_made_for_a_refused_file_are_removed(store: LocalBlobStore) -> None:
     kept = key_for(unique_bytes(10))
     store.put_bytes(kept, b"kept")
-    key = kept.split("/")[0] + "/" + key_for(unique_bytes(20)).split("/", 1)[1]
-    made = store.make_directory(key)
-    assert len(made) == 2  # the first level is shared with the blob already stored
+    a, b, rest, name = kept.split("/")
+    other_b = f"{(int(b, 16) + 1) % 256:02x}"  # the first level shared, the second one not
+    made = store.make_directory(f"{a}/{other_b}/{rest}/{name}")
+    assert [str(p.relative_to(store.root)) for p in made] == [
+        f"{a}/{other_b}",
+        f"{a}/{other_b}/{rest}",
+    ]
     store.remove_directories(made)
-    a, b, rest = kept.split("/")[:3]
     assert directories(store) == [a, f"{a}/{b}", f"{a}/{b}/{rest}"]  # the stored blob's only
     assert leftovers(store) == [kept]
 
