@@ -417,18 +417,27 @@ class _EarlyStore:
         """Not to be stored (after ``accept`` this changes nothing)."""
         self._verdict.set()
 
+    def _refused(self) -> bool:
+        return self._verdict.is_set() and self._accepted is None
+
     def _run(self, store: LocalBlobStore, request: UploadRequest) -> None:
+        # A file refused already (an identical re-upload, a project the token may not touch)
+        # costs no directory and no fsync: the answer waits for this thread.
+        if self._refused():
+            return
         content = request.content
         made: list[Path] = []
         try:  # the key the file will have if it is accepted (its name is checked later)
             made = store.make_directory(file_key(content.hashes.blake2b_256, content.filename))
         except (ValueError, StorageError):
             pass  # an invalid name is refused; a directory that cannot be made, by put()
-        try:
-            sync_file(content.path)
-            synced = True
-        except OSError:
-            synced = False  # (put() makes it durable, or says why it cannot)
+        synced = False
+        if not self._refused():
+            try:
+                sync_file(content.path)
+                synced = True
+            except OSError:
+                pass  # put() makes it durable, or says why it cannot
         self._verdict.wait()
         if self._accepted is None:
             store.remove_directories(made)

@@ -71,3 +71,29 @@ def test_an_invalid_file_leaves_no_directory(alice, alice_token, tmp_path):
     refused = _post(wheel, alice_token)
     assert refused.status_code == 400, refused.content
     assert _directories() == []
+
+
+def test_a_file_refused_before_the_writer_starts_costs_no_fsync(
+    alice, alice_token, tmp_path, monkeypatch
+):
+    """The writer thread is held until the verdict: an identical re-upload (answered as a
+    no-op before validation) is then refused already, and the answer waits for no fsync."""
+    wheel = _wheel(tmp_path, "demo", "1.0")
+    synced: list[Path] = []
+    real_sync, real_run = services.sync_file, services._EarlyStore._run
+
+    def sync_file(path: Path) -> None:
+        synced.append(path)
+        real_sync(path)
+
+    def run(self, store, request):
+        assert self._verdict.wait(timeout=30)
+        real_run(self, store, request)
+
+    monkeypatch.setattr(services, "sync_file", sync_file)
+    monkeypatch.setattr(services._EarlyStore, "_run", run)
+    assert _post(wheel, alice_token).status_code == 200
+    assert len(synced) == 1  # accepted: the spool file was made durable
+    assert _post(wheel, alice_token).status_code == 200  # the same file: a no-op
+    assert len(synced) == 1
+    assert _blob_path(wheel).is_file()
