@@ -234,23 +234,28 @@ def record_use(token: ApiToken, *, actor: Actor, now: datetime) -> None:
         "last_used": now,
         "last_used_from": coarse_ip(actor.ip_address) or "",
     }
+    new_address = False
     if actor.ip_address:
         digest = hmac.new(
             settings.SECRET_KEY.encode(), actor.ip_address.encode(), hashlib.sha256
         ).hexdigest()[:32]
         seen = list(token.seen_addresses or [])
         if digest not in seen:
-            record(
-                "token.used-from-new-address",
-                actor=actor,
-                subject_user=token.user,
-                payload={"token_id": str(token.pk), "name": token.name},
-                now=now,
-            )
+            new_address = True
             seen = (seen + [digest])[-MAX_SEEN_ADDRESSES:]
             updates["seen_addresses"] = seen
             token.seen_addresses = seen
+    # The token's row first, then the event (which locks the audit chain head): uploads lock
+    # in this order, and two transactions locking in opposite orders can deadlock.
     _update_token(token, updates)
+    if new_address:
+        record(
+            "token.used-from-new-address",
+            actor=actor,
+            subject_user=token.user,
+            payload={"token_id": str(token.pk), "name": token.name},
+            now=now,
+        )
 
 
 def _update_token(token: ApiToken, updates: dict[str, object]) -> None:

@@ -326,7 +326,9 @@ def _upload(
     check_digests(request)
     existing = _duplicate_before_validation(request)
     if existing is not None:
-        with transaction.atomic():
+        # Batched like every upload's events: the token's row is locked before the audit chain
+        # head, in this order on every path (the other order deadlocked on PostgreSQL).
+        with transaction.atomic(), audit_batched():
             token_services.record_use(token, actor=actor, now=now)
         return UploadOutcome(file=existing, created=False)
     _check_project_size(project, request.content.size)
