@@ -65,6 +65,17 @@ def _migrate(verbosity: int = 0) -> None:
         raise CommandError(f"storage: {exc}") from None
 
 
+def _prepare_local_store() -> None:
+    """A local store is this node's own: its directories are made (and files stored in an
+    earlier layout moved) even without ``bastion migrate`` (``serve --no-migrate``)."""
+    from bastion.storage import StorageError, prepare_store
+
+    try:
+        prepare_store(local_only=True)
+    except StorageError as exc:
+        raise CommandError(f"storage: {exc}") from None
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     _setup_django()
     _migrate(verbosity=1)
@@ -79,6 +90,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _check_can_listen(args.host, args.port)
     if not args.no_migrate:
         _migrate()
+    else:
+        _prepare_local_store()
     config.spool_dir.mkdir(parents=True, exist_ok=True)
     from bastion.uploads.spool import remove_abandoned_spool_files
 

@@ -297,6 +297,11 @@ class LiveServer:
     def files_dir(self) -> Path:
         return self.data_dir / "files"
 
+    def blob_path(self, key: str) -> Path:
+        from bastion.storage.local import LocalBlobStore
+
+        return LocalBlobStore(self.files_dir).local_path(key)
+
     @property
     def spool_dir(self) -> Path:
         return self.data_dir / "tmp"

@@ -185,7 +185,7 @@ def test_pip_installs_through_the_verifying_proxy_and_fails_closed_when_tampered
 
     # A new proxy (an empty cache: the first one would answer from its verified copy).
     bottom = chain["bottom"]
-    blob = server.files_dir / _storage_key(server, bottom.normalized, bottom.wheel.name)
+    blob = server.blob_path(_storage_key(server, bottom.normalized, bottom.wheel.name))
     original = blob.read_bytes()
     with _proxy(server, trusted_root, tmp_path / "second") as index:
         try:
@@ -315,7 +315,7 @@ def test_uv_installs_through_the_verifying_proxy_and_fails_closed_when_tampered(
     assert imported.returncode == 0, describe(imported)
 
     bottom = chain["bottom"]
-    blob = server.files_dir / _storage_key(server, bottom.normalized, bottom.wheel.name)
+    blob = server.blob_path(_storage_key(server, bottom.normalized, bottom.wheel.name))
     original = blob.read_bytes()
     with _proxy(server, trusted_root, tmp_path / "second") as index:
         try:

@@ -51,9 +51,16 @@ def blob_store() -> BlobStore:
     return cached[1]
 
 
-def prepare_store() -> None:
-    """Create what the configured store needs (the bucket on S3); run at migrate/serve."""
+def prepare_store(*, local_only: bool = False) -> None:
+    """Create what the configured store needs: the bucket on S3, the directories on local disk
+    (``LocalBlobStore.prepare``); run by ``bastion migrate`` and ``bastion serve``.
+    ``local_only``: leave S3 alone (``serve --no-migrate`` starts while it is unreachable)."""
+    from bastion.storage.local import LocalBlobStore
+
     store = blob_store()
+    if isinstance(store, LocalBlobStore):
+        store.prepare()
+        return
     ensure = getattr(store, "ensure_bucket", None)
-    if ensure is not None:
+    if ensure is not None and not local_only:
         ensure()

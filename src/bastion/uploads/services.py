@@ -10,6 +10,7 @@ Anything that fails before the commit leaves no blob and no row behind.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -46,7 +47,7 @@ from bastion.projects.services import (
 from bastion.security.errors import TokenInvalid
 from bastion.signing.background import soon as signing_soon
 from bastion.storage import BlobStore, StorageError, file_key, metadata_key
-from bastion.storage.local import LocalBlobStore, sync_file
+from bastion.storage.local import LocalBlobStore, PendingWrite
 from bastion.tokens import services as token_services
 from bastion.tokens.services import AuthenticatedToken
 from bastion.uploads import limits
@@ -293,7 +294,7 @@ def upload_distribution(
 ) -> UploadOutcome:
     """Store one distribution for an already authenticated token (``tokens.authenticate``)."""
     early = (
-        _EarlyStore(store, request)
+        _EarlyStore.start(store, request)
         if isinstance(store, LocalBlobStore) and request.content.size <= OVERLAP_MAX_SIZE
         else None
     )
@@ -303,10 +304,9 @@ def upload_distribution(
         )
     finally:
         if early is not None:
-            early.refuse()  # (no effect once accepted)
-            # A refused file's directories are gone when the answer leaves (an accepted one
-            # was waited for before the commit).
-            futures.wait([early.future])
+            # A refused file's writer is done, and nothing of it is left, when the answer
+            # leaves (an accepted one was waited for before the commit).
+            early.close()
 
 
 def _upload(
@@ -339,6 +339,7 @@ def _upload(
     # the commit waits for it, so no row ever points to a blob that is not there. Only a small
     # blob on local disk overlaps the transaction, which holds the index lock: a large one, or a
     # put to object storage (seconds when it is slow or down), is waited for before the lock.
+    storing: futures.Future[None] | _EarlyStore
     if early is not None:
         storing = early.accept(key, dist)
     else:
@@ -363,27 +364,20 @@ def _upload(
             if outcome.created:  # TUF: signed in the next round (bastion.signing.background)
                 transaction.on_commit(signing_soon)
     except BaseException:
-        futures.wait([storing])  # the writer is done with the store before it is cleaned up
+        # The writer is done with the store before it is cleaned up.
+        if isinstance(storing, _EarlyStore):
+            storing.close()
+        else:
+            futures.wait([storing])
         if not File.objects.filter(storage_key=key).exists():
             _forget_blob(store, key)
         raise
     return outcome
 
 
-def _store(
-    store: BlobStore,
-    key: str,
-    request: UploadRequest,
-    dist: ValidatedDistribution,
-    *,
-    synced: bool = False,
-) -> None:
+def _store(store: BlobStore, key: str, request: UploadRequest, dist: ValidatedDistribution) -> None:
     """The blob, then a wheel's metadata file; a failure leaves neither (run by ``_writer``)."""
-    if synced:
-        assert isinstance(store, LocalBlobStore)
-        store.put(key, request.content.path, synced=True)
-    else:
-        store.put(key, request.content.path)  # all or nothing: nothing to remove if it fails
+    store.put(key, request.content.path)  # all or nothing: nothing to remove if it fails
     if dist.packagetype == "bdist_wheel":
         try:
             store.put_bytes(metadata_key(key), dist.metadata_bytes)
@@ -393,62 +387,107 @@ def _store(
 
 
 class _EarlyStore:
-    """A small file bound for the local store, prepared while the upload is still checked.
+    """A small file bound for the local store: its slow steps overlap work the upload does
+    anyway.
 
-    On a writer thread, from the moment the body has been read: the directory of its key is
-    made and its spool file made durable (fsync), while the request's thread checks and
-    validates it. These are the slow steps of storing a small file (each waits for the file
-    system's journal), and here they overlap work the upload does anyway. Then the thread waits
-    for the verdict: an accepted file is stored (a second name for the spool file, already
-    durable, and a wheel's metadata file) while the rows are recorded; for a refused one it
-    removes the directories it made. Nothing is stored before the file was validated.
+    Storing a small file costs little CPU but three waits for the file system's journal: its
+    directory, the fsync of the file and that of a wheel's metadata file. A writer thread
+    makes these three system calls and no other: the directory and the spool file's fsync
+    while the upload is checked and validated, the metadata file's fsync while its rows are
+    recorded. The rest is done by the request's thread once the file is accepted (a second
+    name for the spool file, the metadata file's bytes), which is quick there: a writer thread
+    needs the GIL back after every system call, and a thread busy validating gives it up only
+    every few milliseconds, so a writer taking every step finished long after the validation.
+    Nothing is stored before the file was validated, the commit waits for both fsyncs
+    (``result``), and a file not stored leaves no directory (``close``). The store keeps no
+    state, so both threads may use it.
     """
 
-    def __init__(self, store: LocalBlobStore, request: UploadRequest) -> None:
+    @classmethod
+    def start(cls, store: LocalBlobStore, request: UploadRequest) -> _EarlyStore | None:
+        try:
+            spool = os.open(request.content.path, os.O_RDONLY)
+        except OSError:
+            return None  # stored the usual way, which reports what is wrong
+        return cls(store, request, spool)
+
+    def __init__(self, store: LocalBlobStore, request: UploadRequest, spool: int) -> None:
+        self._store = store
+        self._request = request
+        self._spool: int | None = spool
         self._verdict = threading.Event()
-        self._accepted: tuple[str, ValidatedDistribution] | None = None
-        self.future = _writer().submit(self._run, store, request)
+        self._accepted = False
+        self._made: list[Path] = []  # by the writer (read once it is done)
+        self._metadata: PendingWrite | None = None
+        self._failed: StorageError | None = None  # on the request's thread, in ``accept``
+        self._future = _writer().submit(self._run, spool)
 
-    def accept(self, key: str, dist: ValidatedDistribution) -> futures.Future[None]:
-        """Store the file under ``key``; the future is done when it is (or failed)."""
-        self._accepted = (key, dist)
-        self._verdict.set()
-        return self.future
+    def accept(self, key: str, dist: ValidatedDistribution) -> _EarlyStore:
+        """Store the file under ``key``: done when ``result`` returns."""
+        self._accepted = True
+        try:  # durable before the commit: the writer's fsync of the same file (``result``)
+            self._store.put(key, self._request.content.path, synced=True)
+            if dist.packagetype == "bdist_wheel":
+                try:
+                    self._metadata = self._store.begin_bytes(metadata_key(key), dist.metadata_bytes)
+                except StorageError:
+                    _forget_blob(self._store, key)
+                    raise
+        except StorageError as exc:
+            self._failed = exc
+        finally:
+            self._verdict.set()
+        return self
 
-    def refuse(self) -> None:
-        """Not to be stored (after ``accept`` this changes nothing)."""
-        self._verdict.set()
+    def result(self) -> None:
+        """Wait until the accepted file is stored and durable; ``StorageError`` if it cannot be
+        (its blob is then for the caller to remove, ``_forget_blob``)."""
+        self._future.result()
+        if self._failed is not None:
+            raise self._failed
+        if self._metadata is not None:
+            try:
+                self._metadata.finish()
+            except OSError as exc:
+                raise StorageError(f"could not store a metadata file: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        """The writer is done, and nothing is left of a file not stored (refused, failed):
+        called again after its blob was removed, it removes the directory then."""
+        self._verdict.set()  # refused, unless accepted already
+        futures.wait([self._future])
+        if self._metadata is not None:
+            with contextlib.suppress(OSError):
+                self._metadata.abort()  # (no effect once finished)
+        self._store.remove_directories(self._made)  # (kept while a file is in them)
+        if self._spool is not None:
+            os.close(self._spool)
+            self._spool = None
 
     def _refused(self) -> bool:
-        return self._verdict.is_set() and self._accepted is None
+        return self._verdict.is_set() and not self._accepted
 
-    def _run(self, store: LocalBlobStore, request: UploadRequest) -> None:
+    def _run(self, spool: int) -> None:
         # A file refused already (an identical re-upload, a project the token may not touch)
         # costs no directory and no fsync: the answer waits for this thread.
-        if self._refused():
-            return
-        content = request.content
-        made: list[Path] = []
-        try:  # the key the file will have if it is accepted (its name is checked later)
-            made = store.make_directory(file_key(content.hashes.blake2b_256, content.filename))
-        except (ValueError, StorageError):
-            pass  # an invalid name is refused; a directory that cannot be made, by put()
-        synced = False
-        if not self._refused():
-            try:
-                sync_file(content.path)
-                synced = True
-            except OSError:
-                pass  # put() makes it durable, or says why it cannot
-        self._verdict.wait()
-        if self._accepted is None:
-            store.remove_directories(made)
-            return
-        key, dist = self._accepted
-        _store(store, key, request, dist, synced=synced)
+        content = self._request.content
+        try:
+            if not self._refused():
+                try:  # the key the file will have if it is accepted (its name is checked later)
+                    key = file_key(content.hashes.blake2b_256, content.filename)
+                    self._made = self._store.make_directory(key)
+                except (ValueError, StorageError):
+                    pass  # an invalid name is refused; a directory not made, reported by put()
+            if not self._refused():
+                os.fsync(spool)
+            self._verdict.wait()
+            if self._metadata is not None:
+                self._metadata.sync()
+        except OSError as exc:
+            raise StorageError(f"could not store {content.filename}: {exc.strerror}") from exc
 
 
-def _stored(storing: futures.Future[None], filename: str) -> None:
+def _stored(storing: futures.Future[None] | _EarlyStore, filename: str) -> None:
     try:
         storing.result()
     except StorageError as exc:

@@ -28,6 +28,7 @@ from tuf.api.serialization.json import JSONSerializer
 from bastion.projects.models import File, RenderedPage
 from bastion.signing import queries, services
 from bastion.signing.models import CurrentRole, SignedMetadata, SignedPage, SignedProject
+from bastion.storage.local import LocalBlobStore
 from tests.integration.signing.conftest import ORIGIN, make_updater
 from tests.integration.uploads.test_upload_endpoint import upload
 from tests.unit.core.builders import make_sdist, make_wheel
@@ -129,7 +130,7 @@ def test_bins_agree_with_python_tuf_for_sample_paths(uploaded):
 
 
 def test_a_distribution_altered_on_disk_is_detected(client, uploaded, tmp_path):
-    blob = settings.BASTION.data_dir / "files" / uploaded.storage_key
+    blob = LocalBlobStore(settings.BASTION.data_dir / "files").local_path(uploaded.storage_key)
     data = blob.read_bytes()
     blob.write_bytes(bytes([data[0] ^ 1]) + data[1:])  # same length, one bit flipped
     updater = make_updater(client, tmp_path)

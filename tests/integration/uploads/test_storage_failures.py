@@ -15,6 +15,7 @@ from django.test import Client, override_settings
 
 from bastion.audit.models import Event
 from bastion.storage import file_key, metadata_key
+from bastion.storage.local import LocalBlobStore, PendingWrite
 from bastion.uploads import services
 from tests.integration.conftest import basic, require_redis, spooled_files, stored_blobs
 from tests.integration.uploads.test_upload_endpoint import form_for, snapshot
@@ -33,7 +34,9 @@ def _wheel(tmp_path: Path, name: str, version: str) -> Path:
 
 def _blob_path(wheel: Path) -> Path:
     digest = hashlib.blake2b(wheel.read_bytes(), digest_size=32).hexdigest()
-    return settings.BASTION.data_dir / "files" / file_key(digest, wheel.name)
+    return LocalBlobStore(settings.BASTION.data_dir / "files").local_path(
+        file_key(digest, wheel.name)
+    )
 
 
 def _post(wheel: Path, token: str):
@@ -130,34 +133,38 @@ def test_a_creation_whose_blob_is_not_stored_is_not_counted_in_redis(alice, alic
         counters.flushdb()
 
 
-@pytest.mark.parametrize("size_limit, stored_before_lock", [(0, True), (1024 * 1024, False)])
-def test_only_a_small_local_blob_is_stored_while_the_index_lock_is_held(
-    size_limit, stored_before_lock, alice, alice_token, tmp_path, monkeypatch
+@pytest.mark.parametrize("size_limit, synced_under_lock", [(0, False), (1024 * 1024, True)])
+def test_only_a_small_local_blob_is_made_durable_while_the_index_lock_is_held(
+    size_limit, synced_under_lock, alice, alice_token, tmp_path, monkeypatch
 ):
     """The index lock serialises every change on every node: a large blob (or a put to object
-    storage) is written before it is taken, never while it is held. In the small case the writer
-    is held back until the lock is taken, so the overlap is seen every time."""
+    storage) is stored and made durable before it is taken, never while it is held. A small
+    one on local disk has its last slow step, the metadata file's fsync, made while the rows are
+    recorded under the lock: there the fsync is held back until the lock is taken, so the
+    overlap is seen every time (and the metadata file is in place before the commit)."""
     import threading
 
     monkeypatch.setattr(services, "OVERLAP_MAX_SIZE", size_limit)
     wheel = _wheel(tmp_path, "demo", "1.0")
+    metadata = Path(f"{_blob_path(wheel)}.metadata")
     locked = threading.Event()
     seen: list[bool] = []
-    real_lock, real_store = services.lock_index, services._store
+    real_lock, real_sync = services.lock_index, PendingWrite.sync
 
     def lock_index():
-        seen.append(_blob_path(wheel).exists())
+        seen.append(metadata.exists())
         locked.set()
         return real_lock()
 
-    def store(*args, **kwargs):
-        if not stored_before_lock:
-            assert locked.wait(timeout=30)  # the lock is taken while the blob waits to be written
-        real_store(*args, **kwargs)
+    def sync(self: PendingWrite) -> None:
+        if synced_under_lock:
+            assert locked.wait(timeout=30)  # the lock is taken while the fsync waits
+        real_sync(self)
 
     monkeypatch.setattr(services, "lock_index", lock_index)
-    monkeypatch.setattr(services, "_store", store)
+    monkeypatch.setattr(PendingWrite, "sync", sync)
 
     assert _post(wheel, alice_token).status_code == 200
-    assert seen == [stored_before_lock]
+    assert seen == [not synced_under_lock]
     assert _blob_path(wheel).is_file()
+    assert metadata.is_file()

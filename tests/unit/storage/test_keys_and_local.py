@@ -117,7 +117,7 @@ def test_any_accepted_key_stays_inside_the_local_root(filename: str) -> None:
     except ValueError:
         return
     path = LocalBlobStore(root)._path(key)
-    assert path.parent == root / DIGEST[:2] / DIGEST[2:4] / DIGEST[4:]
+    assert path.parent == root / DIGEST[:2] / DIGEST[2:]  # ab/cd<rest>/<name> (see prepare)
     assert path.name == filename
     assert os.path.normpath(path) == str(path)
 
@@ -169,6 +169,11 @@ def foreign_dir(tmp_path: Path) -> Iterator[Path]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
+def on_disk(*keys: str) -> list[str]:
+    """Where the keys are stored, relative to the root: ``ab/cd<rest>/<name>``."""
+    return sorted(f"{k[:2]}/{k[3:5]}{k[6:66]}/{k[67:]}" for k in keys)
+
+
 def leftovers(store: LocalBlobStore) -> list[str]:
     """Every regular file under the store's root, relative (temp files included)."""
     if not store.root.exists():
@@ -183,10 +188,10 @@ def test_files_land_at_the_key_path_world_readable(store: LocalBlobStore, tmp_pa
     source.write_bytes(data)
     store.put(key, source)
     store.put_bytes(metadata_key(key), b"Name: demo\n")
-    path = store.root.joinpath(*key.split("/"))
+    path = store.local_path(key)
     assert path.read_bytes() == data
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
-    assert leftovers(store) == [key, metadata_key(key)]
+    assert leftovers(store) == on_disk(key, metadata_key(key))
 
 
 def test_missing_source_leaves_no_target_and_no_temp_file(
@@ -214,7 +219,7 @@ def test_failed_rename_leaves_no_temp_file(store: LocalBlobStore) -> None:
     # A directory squatting on the target path: written and fsynced, the rename then fails.
     data = unique_bytes(100)
     key = key_for(data)
-    squatter = store.root.joinpath(*key.split("/"))
+    squatter = store.local_path(key)
     squatter.mkdir(parents=True)
     with pytest.raises(StorageError):
         store.put_bytes(key, data)
@@ -278,7 +283,7 @@ def test_failed_overwrite_keeps_the_previous_blob(
     with pytest.raises(StorageError):
         store.put(key, source)
     assert read_all(store, key) == b"the previous, complete blob"
-    assert leftovers(store) == [key]
+    assert leftovers(store) == on_disk(key)
 
 
 def test_put_on_the_same_file_system_links_instead_of_copying(
@@ -300,7 +305,7 @@ def test_put_on_the_same_file_system_links_instead_of_copying(
     assert stored.stat().st_mode & 0o777 == 0o644
     source.unlink()  # the request's spool file goes away; the blob stays
     assert read_all(store, key) == data
-    assert leftovers(store) == [key]
+    assert leftovers(store) == on_disk(key)
 
 
 def test_put_across_file_systems_copies(store: LocalBlobStore, foreign_dir: Path) -> None:
@@ -311,7 +316,7 @@ def test_put_across_file_systems_copies(store: LocalBlobStore, foreign_dir: Path
     store.put(key, source)
     assert store.local_path(key).stat().st_nlink == 1
     assert read_all(store, key) == data
-    assert leftovers(store) == [key]
+    assert leftovers(store) == on_disk(key)
 
 
 def test_read_streams_in_chunks(store: LocalBlobStore) -> None:
@@ -329,7 +334,7 @@ def test_delete_removes_only_that_blob(store: LocalBlobStore) -> None:
     store.put_bytes(key_for(first), first)
     store.put_bytes(key_for(second), second)
     store.delete(key_for(first))
-    assert leftovers(store) == [key_for(second)]
+    assert leftovers(store) == on_disk(key_for(second))
     with pytest.raises(BlobNotFound):
         store.read(key_for(first))
 
@@ -360,20 +365,30 @@ def directories(store: LocalBlobStore) -> list[str]:
     return sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_dir())
 
 
+def key_directory(key: str) -> str:
+    return on_disk(key)[0].rsplit("/", 1)[0]
+
+
 def test_a_directory_made_ahead_is_used_by_the_put_then_removable_only_while_empty(
     store: LocalBlobStore, tmp_path: Path
 ) -> None:
     data = unique_bytes(300)
     key = key_for(data)
-    made = store.make_directory(key)
-    a, b, rest = key.split("/")[:3]
-    assert [str(p.relative_to(store.root)) for p in made] == [a, f"{a}/{b}", f"{a}/{b}/{rest}"]
+    made = store.make_directory(key)  # not prepared: the first level is made too
+    assert [str(p.relative_to(store.root)) for p in made] == [key[:2], key_directory(key)]
     assert store.make_directory(key) == []  # there already: nothing made, nothing to remove
     source = tmp_path / "in.whl"
     source.write_bytes(data)
     store.put(key, source)
     store.remove_directories(made)  # in use by the blob now: every directory stays
-    assert store.root.joinpath(*key.split("/")).read_bytes() == data
+    assert store.local_path(key).read_bytes() == data
+
+
+def test_a_prepared_store_makes_one_directory_per_file(store: LocalBlobStore) -> None:
+    store.prepare()
+    key = key_for(unique_bytes(310))
+    made = store.make_directory(key)
+    assert [str(p.relative_to(store.root)) for p in made] == [key_directory(key)]
 
 
 def test_directories_made_for_a_refused_file_are_removed(store: LocalBlobStore) -> None:
@@ -381,26 +396,27 @@ def test_directories_made_for_a_refused_file_are_removed(store: LocalBlobStore) 
     store.put_bytes(kept, b"kept")
     a, b, rest, name = kept.split("/")
     other_b = f"{(int(b, 16) + 1) % 256:02x}"  # the first level shared, the second one not
-    made = store.make_directory(f"{a}/{other_b}/{rest}/{name}")
-    assert [str(p.relative_to(store.root)) for p in made] == [
-        f"{a}/{other_b}",
-        f"{a}/{other_b}/{rest}",
-    ]
+    other = f"{a}/{other_b}/{rest}/{name}"
+    made = store.make_directory(other)
+    assert [str(p.relative_to(store.root)) for p in made] == [key_directory(other)]
     store.remove_directories(made)
-    assert directories(store) == [a, f"{a}/{b}", f"{a}/{b}/{rest}"]  # the stored blob's only
-    assert leftovers(store) == [kept]
+    assert directories(store) == [a, key_directory(kept)]  # the stored blob's only
+    assert leftovers(store) == on_disk(kept)
 
 
+@pytest.mark.parametrize("prepared", [False, True])
 def test_a_file_where_the_directory_goes_is_a_storage_error_leaving_nothing(
-    store: LocalBlobStore,
+    store: LocalBlobStore, prepared: bool
 ) -> None:
+    if prepared:
+        store.prepare()
     key = key_for(unique_bytes(30))
-    first, second = key.split("/")[:2]
-    store.root.joinpath(first).mkdir(parents=True)
-    store.root.joinpath(first, second).write_bytes(b"in the way")
+    store.root.joinpath(key[:2]).mkdir(parents=True, exist_ok=True)
+    store.root.joinpath(key_directory(key)).write_bytes(b"in the way")
+    before = directories(store)
     with pytest.raises(StorageError, match="could not store"):
         store.make_directory(key)
-    assert directories(store) == [first]
+    assert directories(store) == before
 
 
 def test_a_put_whose_directory_vanishes_before_the_link_makes_it_again(
@@ -425,5 +441,92 @@ def test_a_put_whose_directory_vanishes_before_the_link_makes_it_again(
     monkeypatch.setattr(os, "link", link)
     store.put(key, source, synced=True)
     assert len(calls) == 2  # the first link failed: no directory; the second one stored it
-    assert store.root.joinpath(*key.split("/")).read_bytes() == data
-    assert leftovers(store) == [key]
+    assert store.local_path(key).read_bytes() == data
+    assert leftovers(store) == on_disk(key)
+
+
+# ---------------------------------------------------------------------------------------------
+# prepare(): the first level made once, and files of the previous layout moved
+
+
+def old_layout_path(store: LocalBlobStore, key: str) -> Path:
+    """Where the layout before 2026-12 kept ``key``: ``ab/cd/<rest>/<name>``, as the key."""
+    return store.root.joinpath(*key.split("/"))
+
+
+def test_prepare_makes_the_first_level_and_a_marker(store: LocalBlobStore) -> None:
+    store.prepare()
+    assert directories(store) == [f"{i:02x}" for i in range(256)]
+    assert (store.root / ".layout").read_text() == "2\n"
+    assert [key for key, _ in store.entries()] == []  # the marker is no blob
+
+
+def test_prepare_moves_files_stored_in_the_previous_layout(store: LocalBlobStore) -> None:
+    blobs = {key_for(data): data for data in (unique_bytes(n) for n in (11, 12, 13))}
+    for key, data in blobs.items():
+        old = old_layout_path(store, key)
+        old.parent.mkdir(parents=True, exist_ok=True)
+        old.write_bytes(data)
+        Path(str(old) + ".metadata").write_bytes(b"Name: demo\n")
+    (store.root / "README").write_text("not bastion's")
+    store.prepare()
+    for key, data in blobs.items():
+        assert read_all(store, key) == data
+        assert read_all(store, metadata_key(key)) == b"Name: demo\n"
+    listed = sorted(key for key, _ in store.entries())
+    assert listed == sorted([*blobs, *(metadata_key(k) for k in blobs)])
+    assert leftovers(store) == sorted([*on_disk(*listed), ".layout", "README"])
+    # The previous layout's second level is gone (the first level is shared by both).
+    assert all(len(name) == 2 + 1 + 62 for name in directories(store) if "/" in name)
+    store.prepare()  # again: nothing to do
+    assert sorted(key for key, _ in store.entries()) == listed
+
+
+def test_prepare_after_an_interruption_merges_and_finishes(store: LocalBlobStore) -> None:
+    """Interrupted after the new directory of a file was made (a put of the same bytes, or a
+    crash between two steps): the next prepare merges the two and goes on."""
+    data = unique_bytes(14)
+    key = key_for(data)
+    old = old_layout_path(store, key)
+    old.parent.mkdir(parents=True)
+    old.write_bytes(data)
+    store.put_bytes(metadata_key(key), b"Name: demo\n")  # already in this layout
+    store.prepare()
+    assert read_all(store, key) == data
+    assert read_all(store, metadata_key(key)) == b"Name: demo\n"
+    assert not old.parent.parent.exists()  # ab/cd of the previous layout
+
+
+def test_a_store_prepared_already_is_not_walked_again(
+    store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.prepare()
+    monkeypatch.setattr(Path, "iterdir", lambda self: pytest.fail("walked again"))
+    store.prepare()
+
+
+# ---------------------------------------------------------------------------------------------
+# begin_bytes(): a write whose fsync another thread makes
+
+
+def test_a_pending_write_is_in_place_only_once_finished(store: LocalBlobStore) -> None:
+    key = key_for(unique_bytes(15))
+    pending = store.begin_bytes(key, b"bytes")
+    assert not store.exists(key)
+    assert [p.name[:5] for p in store.root.rglob(".tmp-*")] == [".tmp-"]
+    pending.sync()
+    pending.finish()
+    assert read_all(store, key) == b"bytes"
+    assert stat.S_IMODE(store.local_path(key).stat().st_mode) == 0o644
+    pending.abort()  # after finish: nothing
+    assert leftovers(store) == on_disk(key)
+
+
+def test_an_aborted_pending_write_leaves_nothing(store: LocalBlobStore) -> None:
+    key = key_for(unique_bytes(16))
+    pending = store.begin_bytes(key, b"bytes")
+    pending.abort()
+    pending.finish()  # after abort: nothing
+    pending.sync()
+    assert leftovers(store) == []
+    assert not store.exists(key)
