@@ -109,11 +109,17 @@ class LocalBlobStore:
         for path in reversed(made):
             try:
                 path.rmdir()
+            except FileNotFoundError:
+                continue  # removed with its last file (delete)
             except OSError:
                 return
 
     def _begin(self, target: Path, fill: Callable[[BinaryIO], object]) -> PendingWrite:
-        descriptor, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            descriptor, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        except FileNotFoundError:  # usually made already (prepare, make_directory, a put)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         pending = PendingWrite(Path(temp_name), target, descriptor)
         try:
             with open(descriptor, "wb", closefd=False) as handle:
@@ -137,7 +143,7 @@ class LocalBlobStore:
         anything refers to ``key``, so a second name for it needs no fsync of its own."""
         try:
             if not self._put_linked(key, source, synced=synced):
-                self._write(self._target(key), lambda handle: _copy_into(source, handle))
+                self._write(self._path(key), lambda handle: _copy_into(source, handle))
         except OSError as exc:
             raise StorageError(f"could not store {key}: {exc.strerror}") from exc
 
@@ -145,17 +151,18 @@ class LocalBlobStore:
         """Store ``source`` under ``key`` without copying it: a second name for the same file
         (the upload spool is in the data directory, usually on this file system), made durable
         and then renamed into place like any write. False when the file systems differ."""
-        target = self._target(key)
+        target = self._path(key)
         temp = target.parent / f".tmp-{secrets.token_hex(8)}"
         try:
-            os.link(source, temp)
-        except FileNotFoundError:
-            if not source.exists():
-                raise
-            # The directory went meanwhile: made ahead by a refused upload of the same bytes,
-            # which removed it again while empty (remove_directories). Made again, once.
-            target = self._target(key)
-            os.link(source, temp)
+            try:
+                os.link(source, temp)
+            except FileNotFoundError:
+                if not source.exists():
+                    raise
+                # No directory: not made ahead (make_directory), or removed while empty by a
+                # refused upload of the same bytes or a delete. Made now, once.
+                self._target(key)
+                os.link(source, temp)
         except OSError as exc:
             if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                 return False
@@ -168,14 +175,14 @@ class LocalBlobStore:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         try:
-            self._write(self._target(key), lambda handle: handle.write(data))
+            self._write(self._path(key), lambda handle: handle.write(data))
         except OSError as exc:
             raise StorageError(f"could not store {key}: {exc.strerror}") from exc
 
     def begin_bytes(self, key: str, data: bytes) -> PendingWrite:
         """``put_bytes`` in steps: written now, then ``sync`` (on any thread) and ``finish``."""
         try:
-            return self._begin(self._target(key), lambda handle: handle.write(data))
+            return self._begin(self._path(key), lambda handle: handle.write(data))
         except OSError as exc:
             raise StorageError(f"could not store {key}: {exc.strerror}") from exc
 
@@ -196,12 +203,15 @@ class LocalBlobStore:
         return _stream(handle, start, length)
 
     def delete(self, key: str) -> None:
+        path = self._path(key)
         try:
-            self._path(key).unlink()
+            path.unlink()
         except (FileNotFoundError, NotADirectoryError):
             pass  # not there (a file where a directory of the key would be: not there either)
         except OSError as exc:
             raise StorageError(f"could not remove {key}: {exc.strerror}") from exc
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # the file's own directory, once its last file is gone
 
     def url(self, key: str) -> str | None:
         return None

@@ -144,8 +144,11 @@ class _Parts:
             raise bad_request(
                 "upload.multiple-files", "Upload exactly one distribution file per request."
             )
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        descriptor, temp_name = tempfile.mkstemp(dir=self.spool_dir, prefix=spool_prefix())
+        try:
+            descriptor, temp_name = tempfile.mkstemp(dir=self.spool_dir, prefix=spool_prefix())
+        except FileNotFoundError:  # made by bastion serve; made again if removed meanwhile
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            descriptor, temp_name = tempfile.mkstemp(dir=self.spool_dir, prefix=spool_prefix())
         self._handle = os.fdopen(descriptor, "wb")
         self._path = Path(temp_name)
         # Kept exactly as sent: the upload protocol rejects names with path separators or

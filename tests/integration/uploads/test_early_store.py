@@ -173,6 +173,7 @@ def test_an_fsync_failing_on_the_writer_is_a_503_leaving_nothing(
     the writer's first or second fsync). The upload is refused as storage unavailable, with
     no row, event, blob, temporary file or directory left."""
     assert _post(_wheel(tmp_path, "demo", "1.0"), alice_token).status_code == 200
+    directory_made.clear()
     before, blobs, directories = _state(), stored_blobs(), _directories()
     real_fsync, real_validate = os.fsync, services.validate_distribution
     calls: list[int] = []

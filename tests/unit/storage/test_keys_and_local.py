@@ -339,6 +339,27 @@ def test_delete_removes_only_that_blob(store: LocalBlobStore) -> None:
         store.read(key_for(first))
 
 
+def test_a_files_directory_goes_with_its_last_file_and_comes_back_with_a_put(
+    store: LocalBlobStore, tmp_path: Path
+) -> None:
+    data = unique_bytes(20)
+    key = key_for(data)
+    store.put_bytes(key, data)
+    store.put_bytes(metadata_key(key), b"Name: demo\n")
+    directory = store.local_path(key).parent
+    store.delete(key)
+    assert directory.is_dir()  # the metadata file is still in it
+    store.delete(metadata_key(key))
+    assert not directory.exists()
+    assert directory.parent.is_dir()  # the first level stays
+    source = tmp_path / "again.whl"
+    source.write_bytes(data)
+    store.put(key, source)
+    store.put_bytes(metadata_key(key), b"Name: demo\n")
+    assert read_all(store, key) == data
+    assert leftovers(store) == on_disk(key, metadata_key(key))
+
+
 def test_memory_store_keeps_its_own_copy(tmp_path: Path) -> None:
     store = MemoryBlobStore()
     data = bytearray(b"mutable")
