@@ -83,7 +83,7 @@ def _database() -> dict[str, object]:
         if path.startswith("/"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "bastion.sqlite",  # Django's, with placeholders converted once
             "NAME": path,
             # keep each worker thread's connection: reopening costs the PRAGMAs on every request
             "CONN_MAX_AGE": None,

@@ -1,0 +1,1 @@
+"""Django's SQLite backend, with each query's placeholders converted once (see ``base``)."""
