@@ -135,6 +135,28 @@ def test_the_socket_answer_is_gunicorns(live: LiveServer, method, path, extra) -
     assert not_modified[2] == by_gunicorn[2] == b""
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("suffix", ["", ".metadata"])
+def test_a_download_from_the_socket_is_gunicorns(live: LiveServer, method, suffix) -> None:
+    page = live.simple_json("wire-demo")
+    assert page is not None
+    (wheel,) = [f for f in page["files"] if f["filename"] == "wire_demo-1.0-py3-none-any.whl"]
+    path = "/files/" + wheel["url"].split("#")[0].split("/files/", 1)[1] + suffix
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode()
+    served = _exchange(live, head + b"\r\n", head_request=method == "HEAD")
+    by_gunicorn = _exchange(live, head + DECLINED + b"\r\n", head_request=method == "HEAD")
+
+    assert served[0] == by_gunicorn[0] == b"HTTP/1.1 200 OK"
+    assert _without_date(served[1]) == _without_date(by_gunicorn[1])
+    assert served[2] == by_gunicorn[2]
+    assert list(served[1])[:3] == ["Server", "Date", "Connection"]
+    if method == "GET":
+        assert len(served[2]) == int(served[1]["Content-Length"]) > 0
+    etag = served[1]["ETag"]
+    not_modified = _exchange(live, head + f"If-None-Match: {etag}\r\n\r\n".encode())
+    assert not_modified[0] == b"HTTP/1.1 304 Not Modified" and not_modified[2] == b""
+
+
 def test_pipelined_and_split_requests_are_each_answered(live: LiveServer) -> None:
     live.get("/simple/wire-demo/")
     get = b"GET /simple/wire-demo/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"

@@ -30,7 +30,7 @@ _PROJECT_PAGE = re.compile(r"\A/simple/(?:([a-z0-9]+(?:-[a-z0-9]+)*)/)?\Z")  # o
 _FILE = re.compile(r"\A/files/([0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{60}/(?![0-9a-f]{64}\.)[^/]+)\Z")
 _STATUS = {200: "200 OK", 304: "304 Not Modified"}
 _FILE_BLOCK = 64 * 1024
-_SMALL = 256 * 1024  # files up to this size are read and written in one piece
+SMALL_FILE = 256 * 1024  # files up to this size are read and written in one piece
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -136,7 +136,7 @@ class FastPath:
 def _whole(handle: Any, length: int, environ: dict[str, Any]) -> Iterable[bytes]:
     """An open file of ``length`` bytes: read at once when small (one write is cheaper than
     Python's sendfile loop), else streamed."""
-    if length <= _SMALL:
+    if length <= SMALL_FILE:
         with handle:
             return [handle.read()]
     return _stream(handle, environ)

@@ -1,14 +1,17 @@
-"""Simple pages straight from the socket: the reads every install makes, answered by the
-gunicorn worker's poller thread (``bastion.server``) from the raw request, before gunicorn
-parses it.
+"""Simple pages and downloads straight from the socket: the reads every install makes, answered
+by the gunicorn worker's poller thread (``bastion.server``) from the raw request, before
+gunicorn parses it.
 
 Only a request that is plainly one of them is taken: a complete head of a GET or HEAD of
-``/simple/`` or an already normalized ``/simple/<name>/``, without a query, that ends exactly
-where the bytes read end (no body, nothing pipelined behind it), in a strict subset of HTTP/1.x
-(token field names, visible values, no folding, no field twice, a Host, none of the fields that
-announce a body or a protocol switch). Its answer must be a current page from the
-pre-rendered tree (``front.serve``), for a host Django would accept. Everything else, a miss
-included, goes to gunicorn unchanged, with the bytes already read given back to its parser.
+``/simple/`` or an already normalized ``/simple/<name>/``, or of a file key under ``/files/``
+(or its ``.metadata``), without a query, that ends exactly where the bytes read end (no body,
+nothing pipelined behind it), in a strict subset of HTTP/1.x (token field names, visible
+values, no folding, no field twice, a Host, none of the fields that announce a body or a
+protocol switch). Its answer must be a current page from the pre-rendered tree
+(``front.serve``), or a whole file from the local store with the embedded database
+(``files.plan``, a query that takes tens of microseconds), for a host Django would accept.
+Everything else, a miss, a range, a 404 or a database error included, goes to gunicorn
+unchanged, with the bytes already read given back to its parser.
 
 The answer is the one gunicorn would write for ``FastPath``'s: the same status line, its
 ``Server``, ``Date`` and ``Connection`` fields, then the application's, and the same keep-alive
@@ -25,14 +28,23 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import BinaryIO
 
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections, connections
+
 from bastion import hosts
-from bastion.index import front, negotiation
-from bastion.index.fastpath import FastPath
+from bastion.index import fastpath, files, front, negotiation
+from bastion.storage import blob_store
+from bastion.storage.local import LocalBlobStore
 
 MAX_HEAD = 8192  # read at once; a longer head goes to gunicorn
 
 _REQUEST_LINE = re.compile(
     rb"\A(GET|HEAD) /simple/(?:([a-z0-9]+(?:-[a-z0-9]+)*)/)? HTTP/1\.([01])\Z"
+)
+# A download: a file key (storage.base) or a key + ".metadata", its name spelled as stored (a
+# "%" escape goes to gunicorn); "<64 hex>.<name>" is the consistent-snapshot view's (urls.py).
+_DOWNLOAD_LINE = re.compile(
+    rb"\A(GET|HEAD) /files/([0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{60}/(?![0-9a-f]{64}\.)"
+    rb"[A-Za-z0-9._+!-]{1,300}) HTTP/1\.([01])\Z"
 )
 # A token name (RFC 9110 5.1) without "_" (gunicorn drops such fields), then a value of visible
 # characters and inner spaces or tabs (5.5), optional whitespace around it.
@@ -62,7 +74,7 @@ class Reply:
 class Wire:
     read_size = MAX_HEAD + 1  # one byte more tells a head that is too long
 
-    def __init__(self, fast_path: FastPath) -> None:
+    def __init__(self, fast_path: fastpath.FastPath) -> None:
         self.allowed_hosts = fast_path.allowed_hosts
         # Extra answer headers (HSTS), written as gunicorn writes the application's.
         self.extra = b"".join(
@@ -70,6 +82,9 @@ class Wire:
         )
         self._chosen: dict[bytes | None, str | None] = {}
         self._date = (0, b"")
+        self.local_files = isinstance(blob_store(), LocalBlobStore) and (
+            connections[DEFAULT_DB_ALIAS].vendor == "sqlite"
+        )
 
     def reply(self, data: bytes, *, may_keep_alive: bool) -> Reply | None:
         """The answer to the raw request ``data``, or None when gunicorn and Django must give
@@ -77,10 +92,10 @@ class Wire:
         if len(data) > MAX_HEAD or not data.endswith(b"\r\n\r\n"):
             return None
         lines = data[:-4].split(b"\r\n")
-        request = _REQUEST_LINE.match(lines[0])
+        request = _REQUEST_LINE.match(lines[0]) or _DOWNLOAD_LINE.match(lines[0])
         if request is None or len(lines) - 1 > _MAX_FIELDS:
             return None
-        method, project, minor = request.groups()
+        method, target, minor = request.groups()
         fields: dict[bytes, bytes] = {}
         for line in lines[1:]:
             field = _FIELD.match(line)
@@ -93,18 +108,23 @@ class Wire:
         host = fields.get(b"host")
         if host is None or not hosts.host_allowed(host.decode("latin-1"), self.allowed_hosts):
             return None  # Django answers 400 (or HTTP/1.0 without Host: its SERVER_NAME rule)
-        chosen = self._choose(fields.get(b"accept"))
-        if chosen is None:
-            return None  # Django's 406
         etags = fields.get(b"if-none-match")
-        served = front.serve(
-            None if project is None else project.decode("ascii"),
-            chosen,
-            method="HEAD" if method == b"HEAD" else "GET",
-            if_none_match=None if etags is None else etags.decode("latin-1"),
-        )
-        if served is None:
-            return None  # not in the tree: FastPath's cache, or Django, renders it
+        if_none_match = None if etags is None else etags.decode("latin-1")
+        verb = "HEAD" if method == b"HEAD" else "GET"
+        if request.re is _DOWNLOAD_LINE:
+            if b"range" in fields:
+                return None  # a part of the file: FastPath and Django
+            served = self._download(target.decode("ascii"), verb, if_none_match)
+            if served is None:
+                return None  # object storage, a 404, a database not answering: Django
+        else:
+            chosen = self._choose(fields.get(b"accept"))
+            if chosen is None:
+                return None  # Django's 406
+            project = None if target is None else target.decode("ascii")
+            served = front.serve(project, chosen, method=verb, if_none_match=if_none_match)
+            if served is None:
+                return None  # not in the tree: FastPath's cache, or Django, renders it
         # gunicorn: the client's Connection field first, else HTTP/1.0 closes, 1.1 stays open.
         connection = fields.get(b"connection", b"").strip(b" \t").lower()
         if connection == b"close":
@@ -134,6 +154,35 @@ class Wire:
         )
         body = served.body  # None for a HEAD or a 304 (front.serve)
         return Reply(head, body, length if body is not None else 0, keep_alive)
+
+    def _download(self, path: str, method: str, if_none_match: str | None) -> front.Served | None:
+        """A download from the local store, as ``FastPath`` answers it (``files.plan``): its
+        one look-up is a query of the embedded database, quick enough for this thread; with
+        another database, or files elsewhere, a pool thread answers."""
+        if not self.local_files:
+            return None
+        close_old_connections()  # what Django's request signals do around a request
+        try:
+            download = files.plan(path, method=method, if_none_match=if_none_match)
+        except DatabaseError:
+            return None  # Django's outage answer (503)
+        finally:
+            close_old_connections()
+        if download.status not in _REASONS:
+            return None
+        body: bytes | BinaryIO | None = None
+        if download.store is not None:
+            assert isinstance(download.store, LocalBlobStore)
+            try:
+                handle = open(download.store.local_path(download.blob_key), "rb")
+            except FileNotFoundError:
+                return None  # Django's 404 says the content is missing
+            if download.length <= fastpath.SMALL_FILE:
+                with handle:
+                    body = handle.read()
+            else:
+                body = handle  # sent by a pool thread (sendfile)
+        return front.Served(download.status, download.headers, body)
 
     def _choose(self, accept: bytes | None) -> str | None:
         try:

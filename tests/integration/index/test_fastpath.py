@@ -266,7 +266,7 @@ def test_a_file_missing_from_storage_is_left_to_django(published, settings):
 def test_a_larger_download_is_streamed_from_its_file(published, monkeypatch):
     from bastion.index import fastpath
 
-    monkeypatch.setattr(fastpath, "_SMALL", 10)  # every file counts as large
+    monkeypatch.setattr(fastpath, "SMALL_FILE", 10)  # every file counts as large
     recorder = Recorder()
     status, headers, body = call(FastPath(recorder), _file_url(published))
     assert (status, recorder.calls) == (200, 0)

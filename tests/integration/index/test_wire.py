@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from bastion.index import front
+from bastion.index import fastpath, files, front
 from bastion.index.fastpath import FastPath
 from bastion.index.wire import MAX_HEAD, Wire
-from tests.integration.index.test_fastpath import Recorder, call
+from tests.integration.index.test_fastpath import Recorder, _file_url, call
 from tests.integration.index.test_read_api import JSON_TYPE, PIP_ACCEPT, published  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -183,3 +183,118 @@ def test_hsts_is_added_as_fast_path_adds_it(wire: Wire, settings) -> None:
     reply = secure.reply(GET + b"\r\n", may_keep_alive=True)
     assert reply is not None
     assert dict(_parse(reply.head)[1])["Strict-Transport-Security"] == "max-age=3600"
+
+
+# ---------------------------------------------------------------------------------------------
+# Downloads: whole files from the local store, with the embedded database
+
+
+def _download(url: str, method: str = "GET", extra: bytes = b"") -> bytes:
+    return f"{method} {url} HTTP/1.1\r\nHost: testserver\r\n".encode() + extra + b"\r\n"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("suffix", ["", ".metadata"])
+def test_a_download_is_fast_paths_answer_with_gunicorns_fields(
+    wire: Wire,
+    published,  # noqa: F811
+    method,
+    suffix,
+) -> None:
+    url = _file_url(published, suffix=suffix)
+    recorder = Recorder()
+    status, headers, body = call(FastPath(recorder), url, method=method)
+    assert recorder.calls == 0 and status == 200
+    reply = wire.reply(_download(url, method), may_keep_alive=True)
+
+    assert reply is not None
+    line, fields = _parse(reply.head)
+    assert line == "HTTP/1.1 200 OK"
+    assert [name for name, _ in fields[:3]] == ["Server", "Date", "Connection"]
+    assert fields[3:] == list(headers.items())
+    if method == "HEAD":
+        assert reply.body is None and reply.length == 0
+    else:
+        assert reply.body == body and reply.length == len(body) > 0
+        if not suffix:
+            assert body == published["wheel"].read_bytes()
+
+
+def test_a_download_revalidation_is_a_304_without_a_body(wire: Wire, published) -> None:  # noqa: F811
+    url = _file_url(published)
+    first = wire.reply(_download(url), may_keep_alive=True)
+    assert first is not None
+    etag = dict(_parse(first.head)[1])["ETag"]
+    revalidation = _download(url, extra=f"If-None-Match: {etag}\r\n".encode())
+    reply = wire.reply(revalidation, may_keep_alive=True)
+    assert reply is not None and reply.body is None and reply.length == 0
+    line, fields = _parse(reply.head)
+    assert line == "HTTP/1.1 304 Not Modified"
+    assert dict(fields)["ETag"] == etag and "Content-Length" not in dict(fields)
+
+
+def test_a_larger_download_is_its_open_file(wire: Wire, published, monkeypatch) -> None:  # noqa: F811
+    monkeypatch.setattr(fastpath, "SMALL_FILE", 10)  # every file counts as large
+    reply = wire.reply(_download(_file_url(published)), may_keep_alive=True)
+    assert reply is not None and not isinstance(reply.body, bytes) and reply.body is not None
+    with reply.body as handle:  # sent by a pool thread (sendfile)
+        assert handle.read() == published["wheel"].read_bytes()
+    assert reply.length == len(published["wheel"].read_bytes())
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "range",
+        "percent-escaped name",
+        "query",
+        "no such file",
+        "an sdist's metadata",
+        "consistent-snapshot form",
+        "missing from storage",
+        "quarantined project",
+        "database error",
+        "not the embedded database",
+    ],
+)
+def test_any_other_download_is_left_to_gunicorn(
+    wire: Wire,
+    published,  # noqa: F811
+    monkeypatch,
+    case,
+) -> None:
+    from django.db import OperationalError
+
+    from bastion.projects.models import File, Project, ProjectStatus
+    from bastion.storage import blob_store
+
+    url = _file_url(published)
+    extra = b""
+    if case == "range":
+        extra = b"Range: bytes=0-9\r\n"
+    elif case == "percent-escaped name":
+        directory, name = url.rsplit("/", 1)
+        url = f"{directory}/%{ord(name[0]):02X}{name[1:]}"
+    elif case == "query":
+        url += "?x=1"
+    elif case == "no such file":
+        url += "xyz"
+    elif case == "an sdist's metadata":
+        url = _file_url(published, "sdist", ".metadata")
+    elif case == "consistent-snapshot form":
+        file = File.objects.get(filename=published["wheel"].name)
+        directory, name = file.storage_key.rsplit("/", 1)
+        url = f"/files/{directory}/{file.blake2_256}.{name}"
+    elif case == "missing from storage":
+        blob_store().delete(url.removeprefix("/files/"))
+    elif case == "quarantined project":
+        Project.objects.filter(normalized_name="demo-pkg").update(status=ProjectStatus.QUARANTINED)
+    elif case == "database error":
+        # A database that fails a query mid-request cannot be arranged in process: injected.
+        def plan(*args, **kwargs):
+            raise OperationalError("database is locked")
+
+        monkeypatch.setattr(files, "plan", plan)
+    else:  # PostgreSQL, or files in object storage: a pool thread answers
+        wire.local_files = False
+    assert wire.reply(_download(url, extra=extra), may_keep_alive=True) is None
