@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import BinaryIO
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections, connections
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections
 
 from bastion import hosts
 from bastion.index import fastpath, files, front, negotiation
-from bastion.storage import blob_store
 from bastion.storage.local import LocalBlobStore
 
 MAX_HEAD = 8192  # read at once; a longer head goes to gunicorn
@@ -82,9 +82,7 @@ class Wire:
         )
         self._chosen: dict[bytes | None, str | None] = {}
         self._date = (0, b"")
-        self.local_files = isinstance(blob_store(), LocalBlobStore) and (
-            connections[DEFAULT_DB_ALIAS].vendor == "sqlite"
-        )
+        self.local_files = settings.BASTION.embedded  # SQLite and local files (see _download)
 
     def reply(self, data: bytes, *, may_keep_alive: bool) -> Reply | None:
         """The answer to the raw request ``data``, or None when gunicorn and Django must give
