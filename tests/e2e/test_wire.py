@@ -106,6 +106,18 @@ def _without_date(fields: dict[str, str]) -> dict[str, str]:
     return {name: value for name, value in fields.items() if name != "Date"}
 
 
+def _gunicorns_answer(live: LiveServer, head: bytes, *, head_request: bool):
+    """The socket's answer to the request ``head``, checked to be gunicorn's: the same request
+    with a field sent twice, which the socket path leaves to gunicorn and Django."""
+    served = _exchange(live, head + b"\r\n", head_request=head_request)
+    by_gunicorn = _exchange(live, head + DECLINED + b"\r\n", head_request=head_request)
+    assert served[0] == by_gunicorn[0] == b"HTTP/1.1 200 OK"
+    assert _without_date(served[1]) == _without_date(by_gunicorn[1])
+    assert served[2] == by_gunicorn[2]
+    assert list(served[1])[:3] == ["Server", "Date", "Connection"]
+    return served
+
+
 @pytest.mark.parametrize(
     "method, path, extra",
     [
@@ -120,13 +132,7 @@ def _without_date(fields: dict[str, str]) -> dict[str, str]:
 def test_the_socket_answer_is_gunicorns(live: LiveServer, method, path, extra) -> None:
     head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode() + extra
     live.get(path)  # published in the tree
-    served = _exchange(live, head + b"\r\n", head_request=method == "HEAD")
-    by_gunicorn = _exchange(live, head + DECLINED + b"\r\n", head_request=method == "HEAD")
-
-    assert served[0] == by_gunicorn[0] == b"HTTP/1.1 200 OK"
-    assert _without_date(served[1]) == _without_date(by_gunicorn[1])
-    assert served[2] == by_gunicorn[2]
-    assert list(served[1])[:3] == ["Server", "Date", "Connection"]
+    served = _gunicorns_answer(live, head, head_request=method == "HEAD")
     etag = served[1]["ETag"]
     not_modified = _exchange(live, head + f"If-None-Match: {etag}\r\n\r\n".encode())
     by_gunicorn = _exchange(live, head + DECLINED + f"If-None-Match: {etag}\r\n\r\n".encode())
@@ -143,13 +149,7 @@ def test_a_download_from_the_socket_is_gunicorns(live: LiveServer, method, suffi
     (wheel,) = [f for f in page["files"] if f["filename"] == "wire_demo-1.0-py3-none-any.whl"]
     path = "/files/" + wheel["url"].split("#")[0].split("/files/", 1)[1] + suffix
     head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode()
-    served = _exchange(live, head + b"\r\n", head_request=method == "HEAD")
-    by_gunicorn = _exchange(live, head + DECLINED + b"\r\n", head_request=method == "HEAD")
-
-    assert served[0] == by_gunicorn[0] == b"HTTP/1.1 200 OK"
-    assert _without_date(served[1]) == _without_date(by_gunicorn[1])
-    assert served[2] == by_gunicorn[2]
-    assert list(served[1])[:3] == ["Server", "Date", "Connection"]
+    served = _gunicorns_answer(live, head, head_request=method == "HEAD")
     if method == "GET":
         assert len(served[2]) == int(served[1]["Content-Length"]) > 0
     etag = served[1]["ETag"]
