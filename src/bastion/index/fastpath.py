@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -89,24 +89,11 @@ class FastPath:
         environ: dict[str, Any],
         start_response: Callable[..., Any],
     ) -> Iterable[bytes] | None:
-        close_old_connections()
-        try:
-            download = files.plan(
-                path, method=method, if_none_match=environ.get("HTTP_IF_NONE_MATCH")
-            )
-        finally:
-            close_old_connections()
-        if download.status not in _STATUS:
-            return None  # 404, a redirect: Django's answer
-        body: Iterable[bytes] = []
-        if download.store is not None:
-            if not isinstance(download.store, LocalBlobStore):
-                return None  # streamed from object storage by the view
-            try:
-                handle = open(download.store.local_path(download.blob_key), "rb")
-            except FileNotFoundError:
-                return None  # Django's 404 says the content is missing
-            body = _whole(handle, download.length, environ)
+        found = local_download(path, method, environ.get("HTTP_IF_NONE_MATCH"))
+        if found is None:
+            return None
+        download, handle = found
+        body = [] if handle is None else _whole(handle, download.length, environ)
         start_response(_STATUS[download.status], [*download.headers, *self.extra_headers])
         return body
 
@@ -131,6 +118,30 @@ class FastPath:
             return answer
         finally:
             close_old_connections()
+
+
+def local_download(
+    path: str, method: str, if_none_match: str | None
+) -> tuple[files.Download, BinaryIO | None] | None:
+    """A download of ``/files/<path>`` that is a 200 or a 304 from the local store: its plan
+    (``files.plan``) and its open file (None for a HEAD or a 304), for ``FastPath`` and the
+    poller (``wire``) to send. None for anything Django answers: a 404, a redirect, a file in
+    object storage, content missing from the store."""
+    close_old_connections()  # what Django's request signals do around a request
+    try:
+        download = files.plan(path, method=method, if_none_match=if_none_match)
+    finally:
+        close_old_connections()
+    if download.status not in _STATUS:
+        return None  # 404, a redirect: Django's answer
+    if download.store is None:
+        return download, None
+    if not isinstance(download.store, LocalBlobStore):
+        return None  # streamed from object storage by the view
+    try:
+        return download, open(download.store.local_path(download.blob_key), "rb")
+    except FileNotFoundError:
+        return None  # Django's 404 says the content is missing
 
 
 def _whole(handle: Any, length: int, environ: dict[str, Any]) -> Iterable[bytes]:

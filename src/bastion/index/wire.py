@@ -29,11 +29,10 @@ from email.utils import formatdate
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError
 
 from bastion import hosts
-from bastion.index import fastpath, files, front, negotiation
-from bastion.storage.local import LocalBlobStore
+from bastion.index import fastpath, front, negotiation
 
 MAX_HEAD = 8192  # read at once; a longer head goes to gunicorn
 
@@ -154,32 +153,22 @@ class Wire:
         return Reply(head, body, length if body is not None else 0, keep_alive)
 
     def _download(self, path: str, method: str, if_none_match: str | None) -> front.Served | None:
-        """A download from the local store, as ``FastPath`` answers it (``files.plan``): its
-        one look-up is a query of the embedded database, quick enough for this thread; with
-        another database, or files elsewhere, a pool thread answers."""
+        """A download from the local store, as ``FastPath`` answers it: its one look-up is a
+        query of the embedded database, quick enough for this thread; with another database,
+        or files elsewhere, a pool thread answers."""
         if not self.local_files:
             return None
-        close_old_connections()  # what Django's request signals do around a request
         try:
-            download = files.plan(path, method=method, if_none_match=if_none_match)
+            found = fastpath.local_download(path, method, if_none_match)
         except DatabaseError:
             return None  # Django's outage answer (503)
-        finally:
-            close_old_connections()
-        if download.status not in _REASONS:
+        if found is None:
             return None
-        body: bytes | BinaryIO | None = None
-        if download.store is not None:
-            assert isinstance(download.store, LocalBlobStore)
-            try:
-                handle = open(download.store.local_path(download.blob_key), "rb")
-            except FileNotFoundError:
-                return None  # Django's 404 says the content is missing
-            if download.length <= fastpath.SMALL_FILE:
-                with handle:
-                    body = handle.read()
-            else:
-                body = handle  # sent by a pool thread (sendfile)
+        download, handle = found
+        body: bytes | BinaryIO | None = handle  # a large file: sent by a pool thread (sendfile)
+        if handle is not None and download.length <= fastpath.SMALL_FILE:
+            with handle:
+                body = handle.read()
         return front.Served(download.status, download.headers, body)
 
     def _choose(self, accept: bytes | None) -> str | None:
