@@ -145,12 +145,18 @@ def local_download(
 
 
 def _whole(handle: Any, length: int, environ: dict[str, Any]) -> Iterable[bytes]:
-    """An open file of ``length`` bytes: read at once when small (one write is cheaper than
-    Python's sendfile loop), else streamed."""
-    if length <= SMALL_FILE:
-        with handle:
-            return [handle.read()]
-    return _stream(handle, environ)
+    """An open file of ``length`` bytes: read at once when small, else streamed."""
+    small = read_if_small(handle, length)
+    return [small] if small is not None else _stream(handle, environ)
+
+
+def read_if_small(handle: BinaryIO, length: int) -> bytes | None:
+    """A small file's bytes, read at once and closed (one write is cheaper than Python's
+    sendfile loop); None, the file left open, for a larger one to stream."""
+    if length > SMALL_FILE:
+        return None
+    with handle:
+        return handle.read()
 
 
 def _stream(handle: Any, environ: dict[str, Any]) -> Iterable[bytes]:

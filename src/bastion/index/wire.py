@@ -166,9 +166,9 @@ class Wire:
             return None
         download, handle = found
         body: bytes | BinaryIO | None = handle  # a large file: sent by a pool thread (sendfile)
-        if handle is not None and download.length <= fastpath.SMALL_FILE:
-            with handle:
-                body = handle.read()
+        if handle is not None:
+            small = fastpath.read_if_small(handle, download.length)
+            body = handle if small is None else small
         return front.Served(download.status, download.headers, body)
 
     def _choose(self, accept: bytes | None) -> str | None:
