@@ -125,6 +125,12 @@ def _fix_record(wheel: Path) -> None:
             zf.writestr(name, data)
 
 
+def renamed_bodies(directory: Path, boundary: str, work: Path) -> list[bytes]:
+    """A new project's first two files (the first creates it), under a name no round used."""
+    files = renamed(directory, "_q", work / "queries")
+    return [twine_body(path, boundary) for path in files[:2]]
+
+
 def _time_phases() -> dict[str, list[float]]:
     """Wrap the steps of an upload with wall-clock accumulators (per upload, summed)."""
     import functools
@@ -174,6 +180,9 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument(
         "--phases", action="store_true", help="wall time per step of an upload (no profiler)"
+    )
+    parser.add_argument(
+        "--queries", action="store_true", help="print the SQL of the last round's first two uploads"
     )
     args = parser.parse_args()
     setup_django("bastion-bench-upload-", args.database_url, ACCOUNT_RATE_LIMITS=False)
@@ -240,6 +249,26 @@ def main() -> None:
             timings.append(time.perf_counter() - started)
             if profiler:
                 profiler.disable()
+    if args.queries:
+        from django.db import connection
+
+        statements: list[str] = []
+
+        def log_sql(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+            started = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                spent = (time.perf_counter() - started) * 1e6
+                statements.append(f"{spent:6.0f} us  " + " ".join(sql.split())[:110])
+
+        for body in rounds[-1][:0] or renamed_bodies(args.dists, boundary, work):
+            statements.clear()
+            with connection.execute_wrapper(log_sql):
+                post(body)
+            print(f"{len(statements)} statements:")
+            for sql in statements:
+                print("   ", sql)
     timings.sort()
     print(
         f"{len(timings)} uploads: median {statistics.median(timings) * 1000:.2f} ms, "

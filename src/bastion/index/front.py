@@ -10,8 +10,8 @@ A content directory never changes once in place; the link says which one is curr
 reads the serial and the ETags (the headers bastion sends) from the link's resolved path.
 
 - A node that answers a page whose link is missing publishes it: it renders both forms at one
-  serial, writes the directory, then, holding the name's lock file, links it only if that serial
-  is still the current one (one query).
+  serial, writes the directory, then, holding the name's lock (a file under ``locks/`` that a
+  few names share), links it only if that serial is still the current one (one query).
 - A change (upload, yank, deletion, a new project for the root) removes the link, holding the
   same lock, once its transaction has committed and before its request returns: nginx sends the
   next request to a node until a node has published the new page. A rendering begun before the
@@ -28,6 +28,7 @@ import re
 import shutil
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,11 +65,25 @@ def _link(tree: Path, name: str) -> Path:
     return tree / "simple" / name
 
 
+LOCK_FILES = 64  # names share this many lock files, made once: a file made per name cost
+# ~0.13 ms of every new project's upload (measured live; an open of an existing file: ~5 us)
+
+
+def lock_path(tree: Path, name: str) -> Path:
+    """The lock file of ``name``'s page: one of ``LOCK_FILES``, by a hash every node agrees on
+    (two names may share one; a thread only ever holds one at a time, so that cannot
+    deadlock)."""
+    return tree / "locks" / f"{zlib.crc32(name.encode()) % LOCK_FILES:02d}.lock"
+
+
 @contextmanager
 def _locked(tree: Path, name: str) -> Iterator[None]:
-    locks = tree / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    fd = os.open(locks / f"{name}.lock", os.O_RDONLY | os.O_CREAT, 0o644)  # flock needs no write
+    path = lock_path(tree, name)
+    try:  # flock needs no write access
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    except FileNotFoundError:  # the first lock taken in this tree
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -32,7 +32,8 @@ class Signer:
     def soon(self) -> None:
         with self._cond:
             now = time.monotonic()
-            if self._first is None:
+            first_waiting = self._first is None
+            if first_waiting:
                 self._first = now
             self._due = min(now + self.quiet, self._first + self.max_wait)
             if self._thread is None or not self._thread.is_alive():
@@ -40,7 +41,11 @@ class Signer:
                     target=self._run, name="bastion-tuf-signer", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            if first_waiting:
+                # The thread waits for a first upload without a timeout. Later ones only move
+                # the round later, which it sees when its timed wait ends: waking it for each
+                # would cost every upload a switch to this thread and back.
+                self._cond.notify()
 
     def _next_round(self) -> None:
         with self._cond:

@@ -363,6 +363,8 @@ def _upload(
             _stored(storing, dist.filename)
             if outcome.created:  # TUF: signed in the next round (bastion.signing.background)
                 transaction.on_commit(signing_soon)
+        if isinstance(storing, _EarlyStore):
+            storing.committed()
     except BaseException:
         # The writer is done with the store before it is cleaned up.
         if isinstance(storing, _EarlyStore):
@@ -420,6 +422,7 @@ class _EarlyStore:
         self._made: list[Path] = []  # by the writer (read once it is done)
         self._metadata: PendingWrite | None = None
         self._failed: StorageError | None = None  # on the request's thread, in ``accept``
+        self._committed = False  # the file's rows committed: its directories hold it for good
         self._future = _writer().submit(self._run, spool)
 
     def accept(self, key: str, dist: ValidatedDistribution) -> _EarlyStore:
@@ -451,6 +454,11 @@ class _EarlyStore:
             except OSError as exc:
                 raise StorageError(f"could not store a metadata file: {exc.strerror}") from exc
 
+    def committed(self) -> None:
+        """The file is stored and its rows committed: ``close`` leaves its directories alone
+        (trying to remove them, not empty, cost each upload a system call)."""
+        self._committed = True
+
     def close(self) -> None:
         """The writer is done, and nothing is left of a file not stored (refused, failed):
         called again after its blob was removed, it removes the directory then."""
@@ -459,7 +467,8 @@ class _EarlyStore:
         if self._metadata is not None:
             with contextlib.suppress(OSError):
                 self._metadata.abort()  # (no effect once finished)
-        self._store.remove_directories(self._made)  # (kept while a file is in them)
+        if not self._committed:
+            self._store.remove_directories(self._made)  # (kept while a file is in them)
         if self._spool is not None:
             os.close(self._spool)
             self._spool = None

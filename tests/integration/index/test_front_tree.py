@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -295,3 +296,42 @@ def test_a_tree_that_cannot_be_written_leaves_pages_to_the_database(
         assert page.status_code == 200 and b"demo_pkg-1.0.tar.gz" in page.content
     errors = [r for r in caplog.records if r.levelname == "ERROR" and "publishing" in r.message]
     assert len(errors) == 1  # once per process, not once per request
+
+
+def test_names_share_a_fixed_set_of_lock_files_made_on_first_use(tmp_path: Path) -> None:
+    # A lock file per name cost a file creation in every new project's upload; the names now
+    # share LOCK_FILES files, by a hash that every process and node computes alike.
+    tree = tmp_path / "front"
+    paths = {front.lock_path(tree, f"project-{i}") for i in range(2000)}
+    assert len(paths) == front.LOCK_FILES
+    assert all(path.parent == tree / "locks" for path in paths)
+    assert front.lock_path(tree, "demo-pkg") == front.lock_path(tree, "demo-pkg")
+    assert front.lock_path(tree, "demo-pkg").name == f"{zlib.crc32(b'demo-pkg') % 64:02d}.lock"
+    with front._locked(tree, front.ROOT):  # the directory is made by the first lock taken
+        assert front.lock_path(tree, front.ROOT).is_file()
+
+
+def test_two_names_sharing_a_lock_file_exclude_each_other_without_deadlock(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    tree = tmp_path / "front"
+    first = "project-0"
+    second = next(
+        name
+        for name in (f"project-{i}" for i in range(1, 10_000))
+        if front.lock_path(tree, name) == front.lock_path(tree, first)
+    )
+    entered = threading.Event()
+
+    def take_second() -> None:
+        with front._locked(tree, second):
+            entered.set()
+
+    with front._locked(tree, first):
+        other = threading.Thread(target=take_second)
+        other.start()
+        assert not entered.wait(0.5)  # the shared file is held: the other name waits
+    other.join(10)
+    assert entered.is_set()  # and takes it once released

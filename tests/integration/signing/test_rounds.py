@@ -170,3 +170,19 @@ def test_the_background_signer_does_not_wait_forever_under_steady_uploads(monkey
         if done.wait(0.01):
             break
     assert done.is_set()
+
+
+def test_only_the_first_upload_waiting_wakes_the_signer(monkeypatch):
+    # Later uploads only move the round later, which the signer sees when its timed wait ends:
+    # waking it for each cost every upload a switch to the signer's thread and back.
+    monkeypatch.setattr(background, "sign_round", lambda: None)
+    signer = background.Signer(delay=60.0)
+    wakes: list[int] = []
+    notify = signer._cond.notify
+    monkeypatch.setattr(signer._cond, "notify", lambda n=1: (wakes.append(n), notify(n))[1])
+    for _ in range(5):
+        signer.soon()
+    assert wakes == [1]
+    with signer._cond:
+        first, due = signer._first, signer._due
+    assert first is not None and due is not None and due <= first + signer.max_wait

@@ -111,6 +111,31 @@ def test_the_slow_steps_happen_on_the_writer_alongside_the_validation(
     assert sorted(p.name for p in blob.parent.iterdir()) == [blob.name, metadata.name]
 
 
+def test_a_stored_file_costs_no_attempt_to_remove_its_directory(
+    alice, alice_token, tmp_path, monkeypatch
+):
+    # Once its rows committed, the file's directory holds it for good: trying to remove it
+    # (refused, not empty) cost every upload a system call.
+    attempts: list[list[Path]] = []
+    real = LocalBlobStore.remove_directories
+
+    def remove_directories(self: LocalBlobStore, made: list[Path]) -> None:
+        attempts.append(list(made))
+        real(self, made)
+
+    monkeypatch.setattr(LocalBlobStore, "remove_directories", remove_directories)
+    wheel = _wheel(tmp_path, "demo", "1.0")
+    assert _post(wheel, alice_token).status_code == 200
+    assert attempts == []
+    assert _blob_path(wheel).is_file()
+    # A refusal still cleans up after itself.
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    refused = make_wheel(clash, name="demo", version="1.0", extra_members={"demo/x.py": b"2\n"})
+    assert _post(refused, alice_token).status_code == 400
+    assert len(attempts) == 1
+
+
 def test_a_refused_file_leaves_no_directory(
     alice, alice_token, tmp_path, directory_made, refused_after_the_directory
 ):
