@@ -158,7 +158,7 @@ def _time_phases() -> dict[str, list[float]]:
 
     wrap(views, "read_body", "multipart body (read_body)")
     wrap(token_services, "authenticate", "token authenticate")
-    wrap(services, "project_by_name", "project_by_name")
+    wrap(services, "project_and_role", "project_and_role")
     wrap(services, "_duplicate_before_validation", "duplicate check")
     wrap(services, "_validate", "validation")
     wrap(local.LocalBlobStore, "put", "store file (put)")

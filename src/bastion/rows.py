@@ -19,6 +19,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Field, Model
 
 M = TypeVar("M", bound=Model)
+N = TypeVar("N", bound=Model)
 
 
 @cache
@@ -45,41 +46,79 @@ def _statement(model: type[Model], rows: int, returning: bool, vendor: str) -> s
 
 @cache
 def _select(model: type[Model], vendor: str) -> tuple[str, tuple[str, ...], tuple[int, ...]]:
-    """``SELECT <every column> FROM <table> ``, the attribute names in that order, and the
-    positions of the fields whose values need converting on this database."""
+    """Every column of ``model``'s table, named with the table (so that a join can add
+    another's), the attribute names in that order, and the positions of the fields whose values
+    need converting on this database."""
     fields = model._meta.concrete_fields
-    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     table = model._meta.db_table
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"{quote(table)}.{quote(f.column)}" for f in fields)
     converted = tuple(
         i
         for i, f in enumerate(fields)
         if connection.ops.get_db_converters(f.get_col(table)) or f.get_db_converters(connection)
     )
-    return (
-        f"SELECT {names} FROM {connection.ops.quote_name(table)} ",  # noqa: S608 - model's own
-        tuple(f.attname for f in fields),
-        converted,
-    )
+    return columns, tuple(f.attname for f in fields), converted
 
 
-def get(model: type[M], where: str, params: Sequence[object]) -> M | None:
-    """The first row of ``model`` matching ``where`` (SQL after ``FROM table``: a WHERE
-    clause, maybe a lock), as an instance loaded like the ORM loads it; None if none matches."""
+def _from(model: type[Model]) -> str:
+    return f" FROM {connection.ops.quote_name(model._meta.db_table)} "
+
+
+def _fetch_one(sql: str, params: Sequence[object]) -> tuple[object, ...] | None:
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, params)
+        row: tuple[object, ...] | None = cursor.fetchone()
+    return row
+
+
+def _load(model: type[M], values: Sequence[object]) -> M:
+    """An instance of ``model`` from its columns' values, converted as a queryset would."""
     conn = connections[DEFAULT_DB_ALIAS]
-    select, names, converted = _select(model, conn.vendor)
-    with conn.cursor() as cursor:
-        cursor.execute(select + where, params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    values = list(row)
+    _columns_sql, names, converted = _select(model, conn.vendor)
+    loaded = list(values)
     fields = model._meta.concrete_fields
     for i in converted:
         field = fields[i]
         column = field.get_col(model._meta.db_table)
         for convert in [*conn.ops.get_db_converters(column), *field.get_db_converters(conn)]:
-            values[i] = convert(values[i], column, conn)
-    return model.from_db(conn.alias, names, values)
+            loaded[i] = convert(loaded[i], column, conn)
+    return model.from_db(conn.alias, names, loaded)
+
+
+def get(model: type[M], where: str, params: Sequence[object]) -> M | None:
+    """The first row of ``model`` matching ``where`` (SQL after ``FROM table``: a WHERE
+    clause, maybe a lock), as an instance loaded like the ORM loads it; None if none matches."""
+    columns, _names, _converted = _select(model, connections[DEFAULT_DB_ALIAS].vendor)
+    row = _fetch_one(f"SELECT {columns}{_from(model)}{where}", params)
+    return None if row is None else _load(model, row)
+
+
+def get_with(
+    model: type[M], extra: str, where: str, params: Sequence[object]
+) -> tuple[M, tuple[object, ...]] | None:
+    """``get``, and from the same row the values of ``extra``: SQL expressions after the
+    model's columns (a subquery, say; its parameters come first in ``params``)."""
+    columns, names, _converted = _select(model, connections[DEFAULT_DB_ALIAS].vendor)
+    row = _fetch_one(f"SELECT {columns}, {extra}{_from(model)}{where}", params)
+    if row is None:
+        return None
+    return _load(model, row[: len(names)]), tuple(row[len(names) :])
+
+
+def get_joined(
+    first: type[M], second: type[N], joins: str, params: Sequence[object]
+) -> tuple[M, N] | None:
+    """A row of ``first`` joined to one of ``second`` (``joins``: SQL after ``FROM <first's
+    table>``, the join and a WHERE clause), both loaded as ``get`` loads them; None if none."""
+    vendor = connections[DEFAULT_DB_ALIAS].vendor
+    first_columns, first_names, _ = _select(first, vendor)
+    second_columns, _names, _ = _select(second, vendor)
+    row = _fetch_one(f"SELECT {first_columns}, {second_columns}{_from(first)}{joins}", params)
+    if row is None:
+        return None
+    split = len(first_names)
+    return _load(first, row[:split]), _load(second, row[split:])
 
 
 def insert(*objs: Model) -> None:

@@ -151,6 +151,34 @@ def main() -> None:
             _same(obj) and Event.objects.filter(pk=obj.pk, seq=obj.seq).exists() for obj in older
         ] + [_same(other)]
     results["missing"] = rows.get(Project, "WHERE normalized_name = %s", ["no-such"]) is None
+    # A token joined to its user, a project with its owner's role, a release with an extra
+    # column: each loaded as the ORM loads it, the extra values as the database gives them.
+    from bastion.projects.queries import project_and_role
+    from bastion.tokens.services import _token_and_user
+
+    joined = _token_and_user(token.pk)
+    found, role = project_and_role("Row_Project", user, for_update=True)
+    stranger = create_user(
+        actor=Actor.operator(), username="stranger", email="stranger@example.com", password=None
+    )
+    with_extra = rows.get_with(
+        Release,
+        '(SELECT COUNT(*) FROM projects_file WHERE release_id = "projects_release".id)',
+        "WHERE project_id = %s",
+        [project.pk],
+    )
+    results["joined"] = [
+        joined is not None and _fields(joined) == _fields(ApiToken.objects.get(pk=token.pk)),
+        joined is not None and _fields(joined.user) == _fields(User.objects.get(pk=user.pk)),
+        _token_and_user(token.pk.__class__(int=0)) is None,
+        found is not None and _fields(found) == _fields(Project.objects.get(pk=project.pk)),
+        role,
+        project_and_role("row-project", stranger) == (found, None),
+        project_and_role("no-such", user) == (None, None),
+        with_extra is not None
+        and _fields(with_extra[0]) == _fields(Release.objects.get(pk=release.pk))
+        and with_extra[1] == (1,),
+    ]
     print(json.dumps(results))
 
 

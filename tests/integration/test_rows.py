@@ -1,7 +1,7 @@
 """``bastion.rows`` (the upload path's reads and inserts in SQL) agrees with the ORM on SQLite
 and PostgreSQL: what it writes reads back through the ORM unchanged, what it reads equals the
 ORM's reading (UUID keys, binary keys, JSON, aware datetimes), and a bulk insert gives each
-instance its own row's key."""
+instance its own row's key; a join and extra columns load the same way."""
 
 from __future__ import annotations
 
@@ -51,3 +51,4 @@ def test_rows_agree_with_the_orm(tmp_path, backend):
     if backend == "sqlite":
         assert result["without_returning"] == [True, True, True]
     assert result["missing"] is True
+    assert result["joined"] == [True, True, True, True, "Owner", True, True, True]

@@ -25,6 +25,31 @@ def project_by_name(name: str, *, for_update: bool = False) -> Project | None:
     return rows.get(Project, "WHERE normalized_name = %s" + lock, [normalize_name(name)])
 
 
+def project_and_role(
+    name: str, user: User, *, for_update: bool = False
+) -> tuple[Project | None, str | None]:
+    """The project named ``name`` (any spelling) and ``user``'s role on it (None: none), in
+    one statement: an upload asks both before validating and again under the lock."""
+    lock = " FOR UPDATE" if for_update and connection.features.has_select_for_update else ""
+    found = rows.get_with(
+        Project,
+        _ROLE_OF_USER,
+        "WHERE normalized_name = %s" + lock,
+        [user.pk, normalize_name(name)],
+    )
+    if found is None:
+        return None, None
+    project, (role,) = found
+    return project, None if role is None else str(role)
+
+
+# The user's role on the project of the row (projects_project) being read.
+_ROLE_OF_USER = (
+    '(SELECT role_name FROM projects_role WHERE user_id = %s AND project_id = "projects_project".id'
+    " ORDER BY id LIMIT 1)"
+)
+
+
 def similar_project(key: str) -> str | None:
     """The name of an existing project whose look-alike key is ``key`` (None if there is none).
 
@@ -52,10 +77,6 @@ def role_of(user: User, project: Project) -> str | None:
         )
         row = cursor.fetchone()
     return None if row is None else str(row[0])
-
-
-def can_upload(user: User, project: Project) -> bool:
-    return role_of(user, project) in UPLOAD_ROLES
 
 
 def releases_of(project: Project) -> list[Release]:

@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -185,18 +186,28 @@ def authenticate(raw: str, *, permission: str, now: datetime) -> AuthenticatedTo
 
 
 def _token_and_user(token_id: UUID) -> ApiToken | None:
-    """The token's row with its user's, by primary key, as two plain look-ups: building the
-    ORM's joined query cost about twice what both answers take (every upload asks this)."""
+    """The token's row with its user's, by primary key, in one statement written in SQL
+    (building the ORM's joined query cost about twice what the answer takes; every upload asks
+    this). None when there is no such token (a deleted user's went with it)."""
     pk = ApiToken._meta.pk
     assert pk is not None
-    token = rows.get(ApiToken, "WHERE id = %s", [pk.get_db_prep_value(token_id, connection)])
-    if token is None:
+    key = pk.get_db_prep_value(token_id, connection)
+    found = rows.get_joined(ApiToken, User, _token_and_user_sql(), [key])
+    if found is None:
         return None
-    user = rows.get(User, "WHERE id = %s", [token.user_id])
-    if user is None:  # deleted meanwhile (the token row goes with it)
-        return None
+    token, user = found
     token.user = user
     return token
+
+
+@cache
+def _token_and_user_sql() -> str:
+    quote = connection.ops.quote_name
+    tokens, users = quote(ApiToken._meta.db_table), quote(User._meta.db_table)
+    return (
+        f"INNER JOIN {users} ON {users}.{quote('id')} = {tokens}.{quote('user_id')} "
+        f"WHERE {tokens}.{quote('id')} = %s"
+    )
 
 
 def scope_was_deleted(project_names: Sequence[str]) -> bool:

@@ -36,7 +36,7 @@ from bastion.core.names import confusable_key, is_valid_name, normalize_name
 from bastion.core.versions import canonical_version, parse_version
 from bastion.outages import RETRY_AFTER
 from bastion.projects.models import File, FilenameRecord, Project, ProjectStatus, Release
-from bastion.projects.queries import can_upload, project_by_name, similar_project
+from bastion.projects.queries import UPLOAD_ROLES, project_and_role, similar_project
 from bastion.projects.services import (
     bump_serial,
     create_project,
@@ -67,8 +67,10 @@ class UploadOutcome:
     created: bool  # False: an identical file was already there (idempotent re-upload, P72)
 
 
-def _authorize(*, principal: AuthenticatedToken, project: Project | None, name: str) -> None:
-    """The project half of the token's caveats, and the user's role on the project."""
+def _authorize(
+    *, principal: AuthenticatedToken, project: Project | None, role: str | None, name: str
+) -> None:
+    """The project half of the token's caveats, and the user's ``role`` on the project."""
     try:
         principal.check_project(
             project_name=normalize_name(name), project_id=str(project.pk) if project else None
@@ -85,7 +87,7 @@ def _authorize(*, principal: AuthenticatedToken, project: Project | None, name: 
                 field="name",
             )
         return
-    if not can_upload(user, project):
+    if role not in UPLOAD_ROLES:
         raise forbidden(
             "project.forbidden",
             f"The user '{user.username}' isn't allowed to upload to project '{project.name}'.",
@@ -319,8 +321,8 @@ def _upload(
     early: _EarlyStore | None,
 ) -> UploadOutcome:
     token = principal.token
-    project = project_by_name(request.name)
-    _authorize(principal=principal, project=project, name=request.name)
+    project, role = project_and_role(request.name, principal.user)
+    _authorize(principal=principal, project=project, role=role, name=request.name)
     if project is None:
         _check_project_creation(actor, now)
     check_digests(request)
@@ -551,7 +553,7 @@ def _record(
     existing = _duplicate(request)  # again, under the lock: a concurrent upload may have won
     if existing is not None:
         return UploadOutcome(file=existing, created=False)
-    project = project_by_name(dist.name, for_update=True)
+    project, role = project_and_role(dist.name, actor.user, for_update=True)
     projects_changed = project is None
     if project is None:
         rival = similar_project(confusable_key(dist.metadata.name))
@@ -577,7 +579,7 @@ def _record(
             now=now,
             reservation_checked=True,
         )
-    elif not can_upload(actor.user, project):
+    elif role not in UPLOAD_ROLES:
         raise forbidden(
             "project.forbidden",
             f"The user '{actor.user.username}' isn't allowed to upload to project "
@@ -585,15 +587,7 @@ def _record(
         )
     _check_project_size(project, dist.size)
 
-    release = (
-        None  # a project created just now has none
-        if projects_changed
-        else rows.get(
-            Release,
-            "WHERE project_id = %s AND canonical_version = %s ORDER BY id LIMIT 1",
-            [project.pk, dist.canonical_version],
-        )
-    )
+    release, has_sdist = (None, False) if projects_changed else _release(project, dist)
     if release is None:
         metadata = dist.metadata
         release = Release(
@@ -614,7 +608,7 @@ def _record(
             payload={"version": release.version, "canonical_version": release.canonical_version},
             now=now,
         )
-    elif dist.packagetype == "sdist" and _has_sdist(release):
+    elif has_sdist:
         raise bad_request("upload.second-sdist", "Only one sdist may be uploaded per release.")
 
     file = File(
@@ -667,13 +661,23 @@ def _record(
     return UploadOutcome(file=file, created=True)
 
 
-def _has_sdist(release: Release) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT 1 FROM projects_file WHERE release_id = %s AND packagetype = 'sdist' LIMIT 1",
-            (release.pk,),
-        )
-        return cursor.fetchone() is not None
+def _release(project: Project, dist: ValidatedDistribution) -> tuple[Release | None, bool]:
+    """The release ``dist`` belongs to, if it exists; and for an sdist, whether the release has
+    one already (in the same statement)."""
+    where = "WHERE project_id = %s AND canonical_version = %s ORDER BY id LIMIT 1"
+    if dist.packagetype != "sdist":
+        return rows.get(Release, where, [project.pk, dist.canonical_version]), False
+    found = rows.get_with(Release, _HAS_SDIST, where, [project.pk, dist.canonical_version])
+    if found is None:
+        return None, False
+    release, (has_sdist,) = found
+    return release, has_sdist is not None
+
+
+_HAS_SDIST = (
+    '(SELECT 1 FROM projects_file WHERE release_id = "projects_release".id'
+    " AND packagetype = 'sdist' LIMIT 1)"
+)
 
 
 def prohibit_name(*, actor: Actor, name: str, comment: str = "", now: datetime) -> ProhibitedName:
