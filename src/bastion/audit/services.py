@@ -137,19 +137,14 @@ def _append(events: list[Event]) -> None:
         event.prev_hash = previous
         event.hash = previous = chain.event_hash(to_record(event))
     rows.insert(*events)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE audit_chain_head SET seq = %s, hash = %s WHERE id = 1", (seq, previous)
-        )
+    rows.execute("UPDATE audit_chain_head SET seq = %s, hash = %s WHERE id = 1", (seq, previous))
 
 
 def _locked_head() -> tuple[int, str]:
     """The chain head, its row locked (PostgreSQL; SQLite's writer is alone): in SQL, as every
     change reads it (the ORM took longer to build the query than the database to answer)."""
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT seq, hash FROM audit_chain_head WHERE id = 1" + lock)
-        row = cursor.fetchone()
+    row = rows.fetch_one("SELECT seq, hash FROM audit_chain_head WHERE id = 1" + lock)
     if row is None:  # created by a migration; only a flushed test database lacks it
         head, _ = ChainHead.objects.select_for_update().get_or_create(pk=1)
         return head.seq, head.hash

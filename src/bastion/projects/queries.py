@@ -54,12 +54,9 @@ def similar_project(key: str) -> str | None:
     """The name of an existing project whose look-alike key is ``key`` (None if there is none).
 
     Asked twice per new project's upload (validation, then under the lock): written in SQL."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT name FROM projects_project WHERE confusable_key = %s ORDER BY id LIMIT 1",
-            (key,),
-        )
-        row = cursor.fetchone()
+    row = rows.fetch_one(
+        "SELECT name FROM projects_project WHERE confusable_key = %s ORDER BY id LIMIT 1", (key,)
+    )
     return None if row is None else str(row[0])
 
 

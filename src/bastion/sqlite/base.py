@@ -19,14 +19,15 @@ _CONVERTED_QUERIES = 2048  # query texts kept (distinct IN-list lengths make new
 
 
 @functools.lru_cache(maxsize=_CONVERTED_QUERIES)
-def _qmark(query: str) -> str:
+def qmark(query: str) -> str:
+    """``query`` with Django's ``%s`` placeholders as SQLite's ``?`` (and ``%%`` as ``%``)."""
     return base.FORMAT_QMARK_REGEX.sub("?", query).replace("%%", "%")
 
 
 class SQLiteCursorWrapper(base.SQLiteCursorWrapper):
     def convert_query(self, query: str, *, param_names: Sequence[str] | None = None) -> str:
         if param_names is None:  # "format" style, as Django's own queries
-            return _qmark(query)
+            return qmark(query)
         return str(super().convert_query(query, param_names=param_names))
 
 

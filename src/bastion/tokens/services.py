@@ -280,11 +280,10 @@ def _update_token(token: ApiToken, updates: dict[str, object]) -> None:
     ]
     pk = ApiToken._meta.pk
     assert pk is not None
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {ApiToken._meta.db_table} SET {assignments} WHERE id = %s",  # noqa: S608
-            [*values, pk.get_db_prep_value(token.pk, connection)],
-        )
+    rows.execute(
+        f"UPDATE {ApiToken._meta.db_table} SET {assignments} WHERE id = %s",  # noqa: S608
+        [*values, pk.get_db_prep_value(token.pk, connection)],
+    )
 
 
 def revoke_token(*, actor: Actor, token: ApiToken, now: datetime) -> None:

@@ -16,6 +16,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from bastion import rows
 from bastion.config import rate_seconds
 
 log = logging.getLogger(__name__)
@@ -95,12 +96,10 @@ def peek(limit: Limit, subject: str, now: datetime) -> int:
         if settings.BASTION.redis_url:
             value = _redis().get(_redis_name(key, window))
             return int(value or 0)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count FROM uploads_rate_counter WHERE key = %s AND window_start = %s",
-                [key, window],
-            )
-            row = cursor.fetchone()
+        row = rows.fetch_one(
+            "SELECT count FROM uploads_rate_counter WHERE key = %s AND window_start = %s",
+            [key, window],
+        )
         return int(row[0]) if row else 0
     except (DatabaseError, OSError, *_redis_errors()) as exc:
         log.warning("rate-limit counters unavailable: %s", type(exc).__name__)

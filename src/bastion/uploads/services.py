@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from packaging.version import Version
 
@@ -215,9 +215,7 @@ _CLASH_SQL = (
 
 
 def _any_clash(filename: str, blake2b_256: str) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(_CLASH_SQL, (filename, blake2b_256, filename))
-        return cursor.fetchone() is not None
+    return rows.fetch_one(_CLASH_SQL, (filename, blake2b_256, filename)) is not None
 
 
 def _duplicate_before_validation(request: UploadRequest) -> File | None:
@@ -241,9 +239,10 @@ def _policy(*, new_project: bool) -> Policy:
     policy = settings.BASTION.policy
     if not new_project:
         return policy
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT normalized_name FROM uploads_prohibited_name")
-        extra = frozenset(str(name) for (name,) in cursor.fetchall())
+    extra = frozenset(
+        str(name)
+        for (name,) in rows.fetch_all("SELECT normalized_name FROM uploads_prohibited_name")
+    )
     if not extra:
         return policy
     return dataclasses.replace(policy, prohibited_names=policy.prohibited_names | extra)
@@ -653,11 +652,10 @@ def _record(
         if not projects_changed
         else state.serial
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE projects_project SET serial = %s, total_size = %s WHERE id = %s",
-            (serial, project.total_size + dist.size, project.pk),
-        )
+    rows.execute(
+        "UPDATE projects_project SET serial = %s, total_size = %s WHERE id = %s",
+        (serial, project.total_size + dist.size, project.pk),
+    )
     return UploadOutcome(file=file, created=True)
 
 
