@@ -125,15 +125,30 @@ def execute(sql: str, params: Sequence[object] = ()) -> int:
 def _load(model: type[M], values: Sequence[object]) -> M:
     """An instance of ``model`` from its columns' values, converted as a queryset would."""
     conn = connections[DEFAULT_DB_ALIAS]
-    _columns_sql, names, converted = _select(model, conn.vendor)
+    _columns_sql, names, _converted = _select(model, conn.vendor)
     loaded = list(values)
-    fields = model._meta.concrete_fields
-    for i in converted:
-        field = fields[i]
-        column = field.get_col(model._meta.db_table)
-        for convert in [*conn.ops.get_db_converters(column), *field.get_db_converters(conn)]:
+    for i, column, converters in _converters(conn, model):
+        for convert in converters:
             loaded[i] = convert(loaded[i], column, conn)
     return model.from_db(conn.alias, names, loaded)
+
+
+def _converters(conn: BaseDatabaseWrapper, model: type[Model]) -> list[tuple[int, Any, list[Any]]]:
+    """The converters of ``model``'s columns that have some, on this connection (asked once per
+    connection and model: the backend builds the list anew on each call)."""
+    kept: dict[type[Model], list[tuple[int, Any, list[Any]]]] = conn.__dict__.setdefault(
+        "_bastion_row_converters", {}
+    )
+    found = kept.get(model)
+    if found is None:
+        fields = model._meta.concrete_fields
+        found = []
+        for i in _select(model, conn.vendor)[2]:
+            column = fields[i].get_col(model._meta.db_table)
+            converters = [*conn.ops.get_db_converters(column), *fields[i].get_db_converters(conn)]
+            found.append((i, column, converters))
+        kept[model] = found
+    return found
 
 
 def get(model: type[M], where: str, params: Sequence[object]) -> M | None:

@@ -61,6 +61,21 @@ def read_identifier(token: str) -> str:
     return _identifier_of(_parse(token))
 
 
+@dataclass(frozen=True)
+class Parsed:
+    """A token read once (``parse``), for ``authenticate`` to verify without reading it again:
+    its identifier is NOT verified."""
+
+    identifier: str
+    macaroon: Any
+
+
+def parse(token: str) -> Parsed:
+    """``read_identifier``, keeping what was read for ``authenticate`` (TokenFormatError)."""
+    macaroon = _parse(token)
+    return Parsed(identifier=_identifier_of(macaroon), macaroon=macaroon)
+
+
 def caveats_of(token: str) -> tuple[Caveat, ...]:
     """The caveats embedded in the token, unverified (for display and attenuation detection).
 
@@ -78,7 +93,7 @@ def caveats_of(token: str) -> tuple[Caveat, ...]:
 
 
 def authenticate(
-    token: str,
+    token: str | Parsed,
     *,
     key: bytes,
     user_id: str,
@@ -95,9 +110,10 @@ def authenticate(
 
     Raises ``TokenSignatureInvalid`` if the signature does not match (the presenter proved
     nothing: no other reason is reported), ``TokenInvalid`` with every reason if a caveat
-    fails, ``TokenFormatError`` if the token does not parse at all.
+    fails, ``TokenFormatError`` if the token does not parse at all. ``token`` may be the
+    result of ``parse`` (read once per request).
     """
-    macaroon = _parse(token)
+    macaroon = token.macaroon if isinstance(token, Parsed) else _parse(token)
     context = RequestContext(
         user_id=user_id, project_name=None, project_id=None, now=now, permission=permission
     )

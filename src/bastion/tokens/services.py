@@ -151,9 +151,9 @@ def authenticate(raw: str, *, permission: str, now: datetime) -> AuthenticatedTo
     token whose caveats refuse this request: expired, another user, disabled account, or a
     project scope whose projects were all deleted).
     """
-    identifier = macaroons.read_identifier(raw)
+    parsed = macaroons.parse(raw)
     try:
-        token_id = UUID(identifier)
+        token_id = UUID(parsed.identifier)
     except ValueError:
         raise TokenFormatError("Invalid API Token: the token's identifier is malformed") from None
     token = _token_and_user(token_id)
@@ -167,7 +167,7 @@ def authenticate(raw: str, *, permission: str, now: datetime) -> AuthenticatedTo
     ]
     try:
         scope = macaroons.authenticate(
-            raw,
+            parsed,
             key=bytes(token.key),
             user_id=str(token.user_id),
             permission=permission,

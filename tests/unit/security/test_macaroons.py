@@ -37,6 +37,7 @@ from bastion.security.macaroons import (
     authenticate,
     caveats_of,
     mint,
+    parse,
     read_identifier,
     verify,
 )
@@ -232,6 +233,23 @@ def test_a_changed_last_character_does_not_verify() -> None:
     assert read_identifier(forged) == TOKEN_ID
     with pytest.raises(TokenSignatureInvalid):
         authenticate(forged, key=KEY, user_id=USER_ID, permission="upload", now=1_000)
+
+
+def test_a_token_read_once_verifies_as_the_token_itself() -> None:
+    # The upload endpoint reads the token once: its identifier to find the key, then the same
+    # reading is verified. Reading is not verifying: a forged chain still fails.
+    token = token_with(RequestUser(user_id=USER_ID), Expiration(expires_at=2_000, not_before=0))
+    parsed = parse(f" {token}\n")
+    assert parsed.identifier == TOKEN_ID
+    kwargs: dict[str, object] = {"user_id": USER_ID, "permission": "upload", "now": 1_000}
+    assert authenticate(parsed, key=KEY, **kwargs) == authenticate(token, key=KEY, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(TokenSignatureInvalid):
+        authenticate(parsed, key=OTHER_KEY, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(TokenInvalid) as raised:
+        authenticate(parse(token), key=KEY, **{**kwargs, "now": 3_000})  # type: ignore[arg-type]
+    assert type(raised.value) is TokenInvalid
+    with pytest.raises(TokenFormatError):
+        parse("bastion-not a token")
 
 
 # --- two steps: authenticate (before the body), then the project (once the form names it) ---
