@@ -80,6 +80,7 @@ def _direct(conn: BaseDatabaseWrapper) -> Any:
     cursor must: another database, or queries being observed (see the module's docstring)."""
     if conn.vendor != "sqlite" or conn.execute_wrappers or conn.queries_logged:
         return None
+    conn.validate_no_broken_transaction()  # as Django's cursor does before each statement
     if conn.connection is None:
         conn.ensure_connection()
     return conn.connection

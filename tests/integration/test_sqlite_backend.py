@@ -57,7 +57,8 @@ def test_upload_statements_run_on_the_driver_unless_queries_are_observed(monkeyp
 
 
 def test_errors_on_the_driver_are_djangos() -> None:
-    from django.db import IntegrityError, OperationalError
+    from django.db import IntegrityError, OperationalError, transaction
+    from django.db.transaction import TransactionManagementError
 
     from bastion import rows
     from bastion.projects.models import Project
@@ -68,3 +69,11 @@ def test_errors_on_the_driver_are_djangos() -> None:
     rows.insert(first)
     with pytest.raises(IntegrityError):
         rows.insert(Project(name="dup", normalized_name="dup", serial=2, created=timezone.now()))
+    # A transaction broken by an error is refused further statements, as Django's cursor does.
+    with transaction.atomic():
+        with pytest.raises(IntegrityError), transaction.atomic(savepoint=False):
+            rows.insert(
+                Project(name="dup", normalized_name="dup", serial=3, created=timezone.now())
+            )
+        with pytest.raises(TransactionManagementError):
+            rows.fetch_one("SELECT 1")
