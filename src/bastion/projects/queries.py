@@ -19,12 +19,6 @@ UPLOAD_ROLES = (RoleName.OWNER, RoleName.MAINTAINER)
 # ten times what the database takes to answer it (bench: a twine upload, in process).
 
 
-def project_by_name(name: str, *, for_update: bool = False) -> Project | None:
-    """The project named ``name`` (any spelling); ``for_update``: its row locked (PostgreSQL)."""
-    lock = " FOR UPDATE" if for_update and connection.features.has_select_for_update else ""
-    return rows.get(Project, "WHERE normalized_name = %s" + lock, [normalize_name(name)])
-
-
 def project_and_role(
     name: str, user: User, *, for_update: bool = False
 ) -> tuple[Project | None, str | None]:
