@@ -18,7 +18,8 @@ another, Django's cursor runs the statement as before.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
 
@@ -55,20 +56,14 @@ def _statement(model: type[Model], rows: int, returning: bool, vendor: str) -> s
 
 
 @cache
-def _select(model: type[Model], vendor: str) -> tuple[str, tuple[str, ...], tuple[int, ...]]:
+def _select(model: type[Model], vendor: str) -> tuple[str, tuple[str, ...]]:
     """Every column of ``model``'s table, named with the table (so that a join can add
-    another's), the attribute names in that order, and the positions of the fields whose values
-    need converting on this database."""
-    fields = model._meta.concrete_fields
-    table = model._meta.db_table
+    another's), and the attribute names in that order."""
     quote = connection.ops.quote_name
-    columns = ", ".join(f"{quote(table)}.{quote(f.column)}" for f in fields)
-    converted = tuple(
-        i
-        for i, f in enumerate(fields)
-        if connection.ops.get_db_converters(f.get_col(table)) or f.get_db_converters(connection)
-    )
-    return columns, tuple(f.attname for f in fields), converted
+    table = quote(model._meta.db_table)
+    fields = model._meta.concrete_fields
+    columns = ", ".join(f"{table}.{quote(f.column)}" for f in fields)
+    return columns, tuple(f.attname for f in fields)
 
 
 def _from(model: type[Model]) -> str:
@@ -86,47 +81,41 @@ def _direct(conn: BaseDatabaseWrapper) -> Any:
     return conn.connection
 
 
-def fetch_one(sql: str, params: Sequence[object] = ()) -> tuple[Any, ...] | None:
-    """The first row ``sql`` (``%s`` placeholders) returns, or None."""
-    conn = connections[DEFAULT_DB_ALIAS]
+@contextmanager
+def _run(conn: BaseDatabaseWrapper, sql: str, params: Sequence[object]) -> Iterator[Any]:
+    """A cursor that ran ``sql`` (``%s`` placeholders): the driver's (``_direct``) or Django's."""
     direct = _direct(conn)
     if direct is None:
         with conn.cursor() as cursor:
             cursor.execute(sql, params)
-            row: tuple[Any, ...] | None = cursor.fetchone()
-        return row
+            yield cursor
+        return
     with conn.wrap_database_errors:
-        found: tuple[Any, ...] | None = direct.execute(qmark(sql), params).fetchone()
-        return found
+        yield direct.execute(qmark(sql), params)
+
+
+def fetch_one(sql: str, params: Sequence[object] = ()) -> tuple[Any, ...] | None:
+    """The first row ``sql`` (``%s`` placeholders) returns, or None."""
+    with _run(connections[DEFAULT_DB_ALIAS], sql, params) as cursor:
+        row: tuple[Any, ...] | None = cursor.fetchone()
+        return row
 
 
 def fetch_all(sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-    conn = connections[DEFAULT_DB_ALIAS]
-    direct = _direct(conn)
-    if direct is None:
-        with conn.cursor() as cursor:
-            cursor.execute(sql, params)
-            return list(cursor.fetchall())
-    with conn.wrap_database_errors:
-        return list(direct.execute(qmark(sql), params).fetchall())
+    with _run(connections[DEFAULT_DB_ALIAS], sql, params) as cursor:
+        return list(cursor.fetchall())
 
 
 def execute(sql: str, params: Sequence[object] = ()) -> int:
     """Run ``sql`` (an UPDATE or DELETE); the number of rows it changed."""
-    conn = connections[DEFAULT_DB_ALIAS]
-    direct = _direct(conn)
-    if direct is None:
-        with conn.cursor() as cursor:
-            cursor.execute(sql, params)
-            return int(cursor.rowcount)
-    with conn.wrap_database_errors:
-        return int(direct.execute(qmark(sql), params).rowcount)
+    with _run(connections[DEFAULT_DB_ALIAS], sql, params) as cursor:
+        return int(cursor.rowcount)
 
 
 def _load(model: type[M], values: Sequence[object]) -> M:
     """An instance of ``model`` from its columns' values, converted as a queryset would."""
     conn = connections[DEFAULT_DB_ALIAS]
-    _columns_sql, names, _converted = _select(model, conn.vendor)
+    _columns, names = _select(model, conn.vendor)
     loaded = list(values)
     for i, column, converters in _converters(conn, model):
         for convert in converters:
@@ -142,12 +131,12 @@ def _converters(conn: BaseDatabaseWrapper, model: type[Model]) -> list[tuple[int
     )
     found = kept.get(model)
     if found is None:
-        fields = model._meta.concrete_fields
         found = []
-        for i in _select(model, conn.vendor)[2]:
-            column = fields[i].get_col(model._meta.db_table)
-            converters = [*conn.ops.get_db_converters(column), *fields[i].get_db_converters(conn)]
-            found.append((i, column, converters))
+        for i, field in enumerate(model._meta.concrete_fields):
+            column = field.get_col(model._meta.db_table)
+            converters = [*conn.ops.get_db_converters(column), *field.get_db_converters(conn)]
+            if converters:
+                found.append((i, column, converters))
         kept[model] = found
     return found
 
@@ -155,7 +144,7 @@ def _converters(conn: BaseDatabaseWrapper, model: type[Model]) -> list[tuple[int
 def get(model: type[M], where: str, params: Sequence[object]) -> M | None:
     """The first row of ``model`` matching ``where`` (SQL after ``FROM table``: a WHERE
     clause, maybe a lock), as an instance loaded like the ORM loads it; None if none matches."""
-    columns, _names, _converted = _select(model, connections[DEFAULT_DB_ALIAS].vendor)
+    columns, _names = _select(model, connections[DEFAULT_DB_ALIAS].vendor)
     row = fetch_one(f"SELECT {columns}{_from(model)}{where}", params)
     return None if row is None else _load(model, row)
 
@@ -165,7 +154,7 @@ def get_with(
 ) -> tuple[M, tuple[object, ...]] | None:
     """``get``, and from the same row the values of ``extra``: SQL expressions after the
     model's columns (a subquery, say; its parameters come first in ``params``)."""
-    columns, names, _converted = _select(model, connections[DEFAULT_DB_ALIAS].vendor)
+    columns, names = _select(model, connections[DEFAULT_DB_ALIAS].vendor)
     row = fetch_one(f"SELECT {columns}, {extra}{_from(model)}{where}", params)
     if row is None:
         return None
@@ -178,8 +167,8 @@ def get_joined(
     """A row of ``first`` joined to one of ``second`` (``joins``: SQL after ``FROM <first's
     table>``, the join and a WHERE clause), both loaded as ``get`` loads them; None if none."""
     vendor = connections[DEFAULT_DB_ALIAS].vendor
-    first_columns, first_names, _ = _select(first, vendor)
-    second_columns, _names, _ = _select(second, vendor)
+    first_columns, first_names = _select(first, vendor)
+    second_columns, _names = _select(second, vendor)
     row = fetch_one(f"SELECT {first_columns}, {second_columns}{_from(first)}{joins}", params)
     if row is None:
         return None
@@ -205,24 +194,12 @@ def insert(*objs: Model) -> None:
         for obj in objs
         for field in fields
     ]
-    sql = _statement(model, len(objs), returning, conn.vendor)
-    direct = _direct(conn)
-    if direct is not None:
-        with conn.wrap_database_errors:
-            cursor = direct.execute(qmark(sql), values)
-            if returning:
-                for obj, (key,) in zip(objs, cursor.fetchall(), strict=True):
-                    obj.pk = key
-            elif auto:
-                objs[0].pk = cursor.lastrowid
-    else:
-        with conn.cursor() as cursor:
-            cursor.execute(sql, values)
-            if returning:
-                for obj, (key,) in zip(objs, cursor.fetchall(), strict=True):
-                    obj.pk = key
-            elif auto:
-                objs[0].pk = conn.ops.last_insert_id(cursor, model._meta.db_table, pk.column)
+    with _run(conn, _statement(model, len(objs), returning, conn.vendor), values) as cursor:
+        if returning:
+            for obj, (key,) in zip(objs, cursor.fetchall(), strict=True):
+                obj.pk = key
+        elif auto:  # (SQLite's: the cursor's lastrowid, on either cursor)
+            objs[0].pk = conn.ops.last_insert_id(cursor, model._meta.db_table, pk.column)
     for obj in objs:
         obj._state.adding = False
         obj._state.db = conn.alias

@@ -58,7 +58,7 @@ def mint(*, key: bytes, identifier: str, location: str, caveats: Sequence[Caveat
 
 def read_identifier(token: str) -> str:
     """The token's identifier (its row id), WITHOUT verifying anything. Used to find the key."""
-    return _identifier_of(_parse(token))
+    return parse(token).identifier
 
 
 @dataclass(frozen=True)
