@@ -3,6 +3,7 @@ and must keep being accepted, and PyPI's rules on top of packaging's (P97-P104).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from bastion.core.dists import (
     ValidatedDistribution,
     validate_distribution,
 )
+from bastion.core.dists.errors import DistProblem
 from bastion.core.dists.metadata import unfold_description
 from bastion.core.dists.metadata_rules import address_problem, display_field, url_problem
 from tests.fixtures.dists import wheel_members, write_wheel
@@ -244,10 +246,13 @@ def test_plain_and_markdown_descriptions_render(tmp_path: Path, content_type: st
         ("jane@example.123", "jane@example.123"),
         ("good@example.org, bad@", "good@example.org, bad@"),
         ("<>", "<>"),
+        (", ".join(f"dev{i}@example.org" for i in range(20)), None),  # long: not remembered
+        (", ".join(f"dev{i}@example.org" for i in range(20)) + ", a@localhost", "a@localhost"),
     ],
 )
 def test_address_problem(value: str, bad: str | None) -> None:
-    assert address_problem(value) == bad
+    for _ in range(2):  # found, then remembered (short lists)
+        assert address_problem(value) == bad
 
 
 @pytest.mark.parametrize(
@@ -273,3 +278,52 @@ def test_display_field() -> None:
     assert display_field("requires-dist") == "Requires-Dist"
     assert display_field("home_page") == "Home-page"
     assert display_field("project-url") == "Project-URL"
+
+
+@pytest.mark.parametrize("metadata_version", ["1.2", "2.1", "2.4", "9.9"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/markdown",
+        "text/html",
+        "text/plain; charset=latin-1",
+        "text/markdown; variant=Nope",
+        "text/plain; x*",
+        "",
+        "text/x-rst" + " " * 300,  # too long to be kept: judged each time
+    ],
+)
+def test_description_content_type_verdict_is_packagings(
+    metadata_version: str, content_type: str
+) -> None:
+    # The content type is judged apart from the rest and remembered; the problems must be
+    # exactly those of packaging's whole-file check, every time.
+    from packaging.metadata import InvalidMetadata, Metadata, RawMetadata
+
+    from bastion.core.dists.metadata import _problem_for, _validate_with_packaging
+
+    raw: RawMetadata = {
+        "metadata_version": metadata_version,
+        "name": "demo",
+        "version": "1.0",
+        "summary": "one line",
+        "description_content_type": content_type,
+    }
+
+    def seen(problems: Iterable[DistProblem | None]) -> list[tuple[str, str, str | None]]:
+        return [(p.code, p.message, p.field) for p in problems if p is not None]
+
+    expected: list[tuple[str, str, str | None]] = []
+    try:
+        Metadata.from_raw(raw, validate=True)
+    except ExceptionGroup as group:
+        errors = [e for e in group.exceptions if isinstance(e, InvalidMetadata)]
+        expected = seen(_problem_for(e, "METADATA") for e in sorted(errors, key=lambda e: e.field))
+    for _ in range(2):  # judged, then remembered
+        found: list[DistProblem] = []
+        _validate_with_packaging(dict(raw), "METADATA", found)  # type: ignore[arg-type]
+        assert seen(found) == expected
+    if metadata_version == "2.4":
+        codes = {p.code for p in found}
+        valid = content_type.strip() in {"text/markdown", "text/x-rst"}
+        assert ("dist.metadata.content-type" in codes) is not valid

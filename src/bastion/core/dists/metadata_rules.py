@@ -242,6 +242,10 @@ def _check_classifiers(
 
 def address_problem(value: str) -> str | None:
     """The first invalid address in an RFC 5322 address list, or ``None`` if all are valid."""
+    return _address_problem(value) if len(value) <= 200 else _find_address_problem(value)
+
+
+def _find_address_problem(value: str) -> str | None:
     pairs = email.utils.getaddresses([value])
     if not pairs or any(not address for _, address in pairs):
         return value  # something the address parser could not make sense of
@@ -250,6 +254,11 @@ def address_problem(value: str) -> str | None:
         if match is None or match[1].rsplit(".", 1)[-1].isdigit():
             return address
     return None
+
+
+# The address parser took a tenth of checking a file's metadata rules; a project's files (and
+# often its neighbours') carry the same few author and maintainer lists.
+_address_problem = functools.lru_cache(maxsize=256)(_find_address_problem)
 
 
 def _check_addresses(value: str, field: str, label: str, problems: list[DistProblem]) -> None:
