@@ -2,8 +2,9 @@
 
 Building the ORM's query cost more than the database spent answering it (~0.25 ms per read or
 insert, and an upload makes about ten). Here each statement is built once per model, values
-are prepared by their model fields the way ``Model.save()`` would (defaults, datetimes, JSON),
-and a row read back goes through the same converters as a queryset's. For models without
+are prepared by their model fields the way ``Model.save()`` would (defaults, datetimes, JSON;
+on SQLite, text, integers and booleans that already have their field's type are stored as they
+are, which is what that preparation returns for them), and a row read back goes through the same converters as a queryset's. For models without
 ``save()`` logic or signal receivers only: neither runs here. The thread's connection is looked
 up once per call: each attribute read through ``django.db.connection`` is a thread-local look-up,
 and preparing a row's values reads it a few times per field.
@@ -25,7 +26,23 @@ from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Field, Model
+from django.db.models import (
+    AutoField,
+    BigAutoField,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    Field,
+    ForeignKey,
+    IntegerField,
+    Model,
+    OneToOneField,
+    PositiveBigIntegerField,
+    PositiveIntegerField,
+    PositiveSmallIntegerField,
+    SmallIntegerField,
+    TextField,
+)
 
 from bastion.sqlite.base import qmark
 
@@ -41,6 +58,57 @@ def _columns(model: type[Model]) -> tuple[tuple[Field[object, object], ...], Fie
     auto = getattr(pk, "db_returning", False)
     fields = tuple(f for f in meta.local_concrete_fields if not (auto and f is pk))
     return fields, pk  # type: ignore[return-value]
+
+
+# Field classes whose value is stored as it is when it already has the field's Python type
+# (or is None): their preparation (``get_prep_value``, ``to_python``) returns such a value
+# unchanged. Exact classes only: a subclass may prepare its values otherwise.
+_STORED_AS_IS: dict[type[Field[Any, Any]], type] = {
+    CharField: str,
+    TextField: str,
+    IntegerField: int,
+    BigIntegerField: int,
+    SmallIntegerField: int,
+    PositiveIntegerField: int,
+    PositiveBigIntegerField: int,
+    PositiveSmallIntegerField: int,
+    AutoField: int,
+    BigAutoField: int,
+    BooleanField: bool,
+}
+
+
+@cache
+def _preparers(
+    model: type[Model], vendor: str
+) -> tuple[tuple[Field[Any, Any], str, type | None], ...]:
+    """Each inserted column's field, attribute and the Python type its value is stored as it
+    is when it has it (None: always prepared by the field, as ``Model.save()`` prepares it:
+    datetimes, JSON, keys to anything but an integer, fields with ``pre_save`` logic; and every
+    value on databases other than SQLite, where Django wraps integers for the driver)."""
+    fields, _pk = _columns(model)
+    found = []
+    for field in fields:
+        kind = None
+        # (auto_now fields set their value in pre_save)
+        if vendor == "sqlite" and type(field).pre_save is Field.pre_save:
+            target: Field[Any, Any] = field
+            if isinstance(field, ForeignKey) and type(field) in (ForeignKey, OneToOneField):
+                target = field.target_field  # (what ForeignKey.get_db_prep_save defers to)
+            kind = _STORED_AS_IS.get(type(target))
+            if target is not field and kind is not int:
+                kind = None  # ("" to a text key is stored as NULL on some databases)
+        found.append((field, field.attname, kind))
+    return tuple(found)
+
+
+def _prepared(obj: Model, conn: BaseDatabaseWrapper) -> Iterator[object]:
+    for field, attname, kind in _preparers(type(obj), conn.vendor):
+        value = getattr(obj, attname)
+        if value is None or type(value) is kind:
+            yield value
+        else:
+            yield field.get_db_prep_save(field.pre_save(obj, True), conn)
 
 
 @cache
@@ -189,11 +257,7 @@ def insert(*objs: Model) -> None:
         for obj in objs:
             insert(obj)
         return
-    values = [
-        field.get_db_prep_save(field.pre_save(obj, True), conn)  # type: ignore[arg-type]
-        for obj in objs
-        for field in fields
-    ]
+    values = [value for obj in objs for value in _prepared(obj, conn)]
     with _run(conn, _statement(model, len(objs), returning, conn.vendor), values) as cursor:
         if returning:
             for obj, (key,) in zip(objs, cursor.fetchall(), strict=True):

@@ -28,7 +28,14 @@ from bastion.accounts.models import User  # noqa: E402
 from bastion.accounts.services import create_user  # noqa: E402
 from bastion.actors import Actor  # noqa: E402
 from bastion.audit.models import Event  # noqa: E402
-from bastion.projects.models import File, FilenameRecord, Project, Release, Role  # noqa: E402
+from bastion.projects.models import (  # noqa: E402
+    File,
+    FilenameRecord,
+    Project,
+    Release,
+    Role,
+    RoleName,
+)
 from bastion.tokens.models import ApiToken  # noqa: E402
 from bastion.tokens.services import create_token  # noqa: E402
 
@@ -46,6 +53,21 @@ def _fields(obj: Model) -> dict[str, object]:
 def _same(obj: Model) -> bool:
     """``obj`` as written equals the ORM's reading of its row."""
     return _fields(type(obj).objects.get(pk=obj.pk)) == _fields(obj)
+
+
+def _prepared_alike(obj: Model) -> bool:
+    """Each value ``rows`` stores as it is equals its field's preparation of it, in type too
+    (the other values are prepared by the fields themselves: JSON may become an adapter object
+    that compares by identity)."""
+    mine = list(rows._prepared(obj, connection))
+    as_is = [
+        (mine[i], field.get_db_prep_save(field.pre_save(obj, True), connection))
+        for i, (field, _attname, kind) in enumerate(rows._preparers(type(obj), connection.vendor))
+        if kind is not None
+    ]
+    if connection.vendor != "sqlite":
+        return not as_is  # every value prepared by its field
+    return bool(as_is) and all(v == w and type(v) is type(w) for v, w in as_is)
 
 
 def main() -> None:
@@ -98,6 +120,12 @@ def main() -> None:
         ]
         rows.insert(*events)
     written = [project, role, release, file, record, *events]
+    # Values stored as they are (rows._prepared) are what the fields' own preparation gives:
+    # text choices, booleans, None, keys, datetimes and JSON included.
+    choice = Role(user=user, project=project, role_name=RoleName.OWNER, created=NOW)
+    results["prepared_as_fields"] = [
+        type(obj).__name__ for obj in [*written, choice] if not _prepared_alike(obj)
+    ]
     results["keys_set"] = all(obj.pk is not None and not obj._state.adding for obj in written)
     results["written_as_read"] = [type(obj).__name__ for obj in written if not _same(obj)]
     # bulk: each event got its own row's key, in order

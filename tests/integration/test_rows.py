@@ -45,6 +45,7 @@ def test_rows_agree_with_the_orm(tmp_path, backend):
     assert result["vendor"] == backend
     assert result["keys_set"] is True
     assert result["written_as_read"] == []
+    assert result["prepared_as_fields"] == []
     assert result["event_keys"] is True
     assert result["read_as_orm"] == {"token": True, "user": True, "release": True, "project": True}
     assert result["token_types"] == ["UUID", "datetime", True, True, True]
