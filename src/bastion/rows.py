@@ -4,10 +4,11 @@ Building the ORM's query cost more than the database spent answering it (~0.25 m
 insert, and an upload makes about ten). Here each statement is built once per model, values
 are prepared by their model fields the way ``Model.save()`` would (defaults, datetimes, JSON;
 on SQLite, text, integers and booleans that already have their field's type are stored as they
-are, which is what that preparation returns for them), and a row read back goes through the same converters as a queryset's. For models without
-``save()`` logic or signal receivers only: neither runs here. The thread's connection is looked
-up once per call: each attribute read through ``django.db.connection`` is a thread-local look-up,
-and preparing a row's values reads it a few times per field.
+are, which is what that preparation returns for them), and a row read back goes through the
+same converters as a queryset's. For models without ``save()`` logic or signal receivers only:
+neither runs here. The thread's connection is looked up once per call: each attribute read
+through ``django.db.connection`` is a thread-local look-up, and preparing a row's values reads
+it a few times per field.
 
 ``fetch_one``, ``fetch_all`` and ``execute`` run a statement of the upload path (and the reads
 and inserts here do) on the embedded SQLite database's own connection, without Django's cursor

@@ -215,11 +215,27 @@ def legacy_upload(request: HttpRequest) -> HttpResponse:
     finally:
         if body is not None:
             body.discard()
-    log.info(
+    return _Stored(
         "upload %s by %s (token %s): %s",
         outcome.file.filename,
         token.user.username,
         token.pk,
         "stored" if outcome.created else "identical file already present",
     )
-    return HttpResponse("", status=200, content_type="text/plain")
+
+
+class _Stored(HttpResponse):
+    """The answer to an upload that was stored (or was there already). Its log line is written
+    once the answer is out: the WSGI server closes a response after its last byte, so the
+    client (twine uploads one file after another) does not wait for the logging."""
+
+    def __init__(self, message: str, *args: object) -> None:
+        super().__init__("", status=200, content_type="text/plain")
+        self._log_line = (message, args)
+
+    def close(self) -> None:
+        message, args = self._log_line
+        try:
+            log.info(message, *args)
+        finally:
+            super().close()

@@ -107,6 +107,26 @@ def test_wheel_upload_creates_project_release_file_and_owner_role(
     assert ApiToken.objects.get().last_used is not None
 
 
+def test_the_log_line_is_written_once_the_answer_is_closed(
+    client, alice, alice_token, wheel, caplog
+):
+    # The WSGI server closes a response after sending it: the line comes after the answer.
+    from django.test import RequestFactory
+
+    from bastion.uploads.views import legacy_upload
+
+    form = form_for(wheel)
+    request = RequestFactory().post("/legacy/", data=form, HTTP_AUTHORIZATION=basic(alice_token))
+    with caplog.at_level("INFO", logger="bastion.uploads.views"):
+        response = legacy_upload(request)
+        assert response.status_code == 200
+        assert File.objects.count() == 1
+        assert not [r for r in caplog.records if r.getMessage().startswith("upload ")]
+        response.close()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("upload ")]
+    assert lines == [f"upload {wheel.name} by alice (token {ApiToken.objects.get().pk}): stored"]
+
+
 def test_identical_reupload_is_a_no_op_and_different_content_is_refused(
     client, alice, alice_token, wheel, tmp_path
 ):
