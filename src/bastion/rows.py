@@ -135,7 +135,8 @@ def _select(model: type[Model], vendor: str) -> tuple[str, tuple[str, ...]]:
     return columns, tuple(f.attname for f in fields)
 
 
-def _from(model: type[Model]) -> str:
+@cache
+def _from(model: type[Model], vendor: str) -> str:
     return f" FROM {connection.ops.quote_name(model._meta.db_table)} "
 
 
@@ -165,7 +166,13 @@ def _run(conn: BaseDatabaseWrapper, sql: str, params: Sequence[object]) -> Itera
 
 def fetch_one(sql: str, params: Sequence[object] = ()) -> tuple[Any, ...] | None:
     """The first row ``sql`` (``%s`` placeholders) returns, or None."""
-    with _run(connections[DEFAULT_DB_ALIAS], sql, params) as cursor:
+    return _fetch_one(connections[DEFAULT_DB_ALIAS], sql, params)
+
+
+def _fetch_one(
+    conn: BaseDatabaseWrapper, sql: str, params: Sequence[object]
+) -> tuple[Any, ...] | None:
+    with _run(conn, sql, params) as cursor:
         row: tuple[Any, ...] | None = cursor.fetchone()
         return row
 
@@ -181,9 +188,8 @@ def execute(sql: str, params: Sequence[object] = ()) -> int:
         return int(cursor.rowcount)
 
 
-def _load(model: type[M], values: Sequence[object]) -> M:
+def _load(conn: BaseDatabaseWrapper, model: type[M], values: Sequence[object]) -> M:
     """An instance of ``model`` from its columns' values, converted as a queryset would."""
-    conn = connections[DEFAULT_DB_ALIAS]
     _columns, names = _select(model, conn.vendor)
     loaded = list(values)
     for i, column, converters in _converters(conn, model):
@@ -213,9 +219,10 @@ def _converters(conn: BaseDatabaseWrapper, model: type[Model]) -> list[tuple[int
 def get(model: type[M], where: str, params: Sequence[object]) -> M | None:
     """The first row of ``model`` matching ``where`` (SQL after ``FROM table``: a WHERE
     clause, maybe a lock), as an instance loaded like the ORM loads it; None if none matches."""
-    columns, _names = _select(model, connections[DEFAULT_DB_ALIAS].vendor)
-    row = fetch_one(f"SELECT {columns}{_from(model)}{where}", params)
-    return None if row is None else _load(model, row)
+    conn = connections[DEFAULT_DB_ALIAS]
+    columns, _names = _select(model, conn.vendor)
+    row = _fetch_one(conn, f"SELECT {columns}{_from(model, conn.vendor)}{where}", params)
+    return None if row is None else _load(conn, model, row)
 
 
 def get_with(
@@ -223,11 +230,12 @@ def get_with(
 ) -> tuple[M, tuple[object, ...]] | None:
     """``get``, and from the same row the values of ``extra``: SQL expressions after the
     model's columns (a subquery, say; its parameters come first in ``params``)."""
-    columns, names = _select(model, connections[DEFAULT_DB_ALIAS].vendor)
-    row = fetch_one(f"SELECT {columns}, {extra}{_from(model)}{where}", params)
+    conn = connections[DEFAULT_DB_ALIAS]
+    columns, names = _select(model, conn.vendor)
+    row = _fetch_one(conn, f"SELECT {columns}, {extra}{_from(model, conn.vendor)}{where}", params)
     if row is None:
         return None
-    return _load(model, row[: len(names)]), tuple(row[len(names) :])
+    return _load(conn, model, row[: len(names)]), tuple(row[len(names) :])
 
 
 def get_joined(
@@ -235,14 +243,15 @@ def get_joined(
 ) -> tuple[M, N] | None:
     """A row of ``first`` joined to one of ``second`` (``joins``: SQL after ``FROM <first's
     table>``, the join and a WHERE clause), both loaded as ``get`` loads them; None if none."""
-    vendor = connections[DEFAULT_DB_ALIAS].vendor
-    first_columns, first_names = _select(first, vendor)
-    second_columns, _names = _select(second, vendor)
-    row = fetch_one(f"SELECT {first_columns}, {second_columns}{_from(first)}{joins}", params)
+    conn = connections[DEFAULT_DB_ALIAS]
+    first_columns, first_names = _select(first, conn.vendor)
+    second_columns, _names = _select(second, conn.vendor)
+    sql = f"SELECT {first_columns}, {second_columns}{_from(first, conn.vendor)}{joins}"
+    row = _fetch_one(conn, sql, params)
     if row is None:
         return None
     split = len(first_names)
-    return _load(first, row[:split]), _load(second, row[split:])
+    return _load(conn, first, row[:split]), _load(conn, second, row[split:])
 
 
 def insert(*objs: Model) -> None:
