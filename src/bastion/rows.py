@@ -260,7 +260,7 @@ def insert(*objs: Model) -> None:
     model = type(objs[0])
     assert all(type(obj) is model for obj in objs)
     conn = connections[DEFAULT_DB_ALIAS]
-    fields, pk = _columns(model)
+    _fields, pk = _columns(model)
     auto = getattr(pk, "db_returning", False)
     returning = auto and conn.features.can_return_rows_from_bulk_insert
     if auto and not returning and len(objs) > 1:  # SQLite before 3.35: one key per statement

@@ -231,11 +231,12 @@ class _Stored(HttpResponse):
 
     def __init__(self, message: str, *args: object) -> None:
         super().__init__("", status=200, content_type="text/plain")
-        self._log_line = (message, args)
+        self._log_line: tuple[str, tuple[object, ...]] | None = (message, args)
 
     def close(self) -> None:
-        message, args = self._log_line
+        line, self._log_line = self._log_line, None  # once, however often it is closed
         try:
-            log.info(message, *args)
+            if line is not None:
+                log.info(line[0], *line[1])
         finally:
             super().close()

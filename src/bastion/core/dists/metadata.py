@@ -343,8 +343,8 @@ def _judge_content_type(
     try:
         Metadata.from_raw(raw, validate=True)
     except ExceptionGroup as group:
-        return tuple(
-            error
+        return tuple(  # kept in a cache: without the frames of this check
+            error.with_traceback(None)
             for error in group.exceptions
             if isinstance(error, InvalidMetadata) and error.field in _CONTENT_TYPE_FIELDS
         )
