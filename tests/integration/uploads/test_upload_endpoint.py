@@ -128,6 +128,18 @@ def test_the_log_line_is_written_once_the_answer_is_closed(
     assert lines == [f"upload {wheel.name} by alice (token {ApiToken.objects.get().pk}): stored"]
 
 
+def test_the_log_line_survives_the_middleware(client, alice, alice_token, wheel, caplog):
+    # Through every middleware (none may swap the response for another, losing the line).
+    with caplog.at_level("INFO", logger="bastion.uploads.views"):
+        assert upload(client, wheel, alice_token).status_code == 200
+        assert upload(client, wheel, alice_token).status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("upload ")]
+    assert [line.rsplit(": ", 1)[1] for line in lines] == [
+        "stored",
+        "identical file already present",
+    ]
+
+
 def test_identical_reupload_is_a_no_op_and_different_content_is_refused(
     client, alice, alice_token, wheel, tmp_path
 ):
