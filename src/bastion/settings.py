@@ -8,6 +8,7 @@ from urllib.parse import unquote, urlsplit
 import dj_database_url
 
 from bastion.config import allowed_hosts, load_config
+from bastion.sqlite import checkpoints
 
 BASTION = load_config()
 
@@ -95,6 +96,9 @@ def _database() -> dict[str, object]:
                     "PRAGMA synchronous=NORMAL;"
                     "PRAGMA foreign_keys=ON;"
                     "PRAGMA busy_timeout=30000;"
+                    # a worker's thread checkpoints (bastion.sqlite.checkpoints); a request
+                    # only beyond this
+                    f"PRAGMA wal_autocheckpoint={checkpoints.SAFETY_NET_PAGES};"
                 ),
             },
         }

@@ -15,9 +15,13 @@ django_application = get_wsgi_application()
 from bastion.index.fastpath import FastPath  # noqa: E402  (needs Django set up)
 from bastion.outages import OutageGuard  # noqa: E402
 from bastion.signing import background  # noqa: E402
+from bastion.sqlite import checkpoints  # noqa: E402
 from bastion.uploads.warmup import warm_up  # noqa: E402
 
 background.enable()  # uploads are signed by this worker's signer thread, in rounds
+if settings.DATABASES["default"]["ENGINE"] == "bastion.sqlite":
+    # the log is copied into the database by a thread, not by the request whose commit filled it
+    checkpoints.start(str(settings.DATABASES["default"]["NAME"]))
 # The URLconf (every view module) is loaded now rather than by the worker's first request that
 # passes the fast path (~70 ms, ~11 MB): no request of a fresh worker waits for the imports.
 import_module(settings.ROOT_URLCONF)
