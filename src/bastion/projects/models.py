@@ -98,7 +98,7 @@ class File(models.Model):
     packagetype = models.CharField(max_length=16, choices=PackageType.choices)
     python_version = models.CharField(max_length=100)
     size = models.BigIntegerField()
-    sha256 = models.CharField(max_length=64, db_index=True)
+    sha256 = models.CharField(max_length=64)  # looked up only with storage_key (unique)
     blake2_256 = models.CharField(max_length=64, unique=True)
     md5 = models.CharField(max_length=32)
     upload_time = models.DateTimeField(default=timezone.now)
