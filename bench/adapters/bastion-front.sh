@@ -14,9 +14,13 @@
 #   SIGTERM: this script (bash) starts the nodes, `bastion serve --no-migrate --workers N` on
 #   free loopback ports (BASTION_DATA_DIR=$BENCH_STATE/data, BASTION_BASE_URL=
 #   http://$BENCH_HOST:$BENCH_PORT, BASTION_PROXY_SSL_HEADER=X-Forwarded-Proto and
-#   BASTION_FRONT_PAGES_DIR=$BENCH_STATE/front-pages as the file's header asks), waits for both /healthz, then nginx in the foreground on $BENCH_PORT with
+#   BASTION_FRONT_PAGES_DIR=$BENCH_STATE/front-pages as the file's header asks), waits for
+#   each /healthz, then becomes nginx (exec), in the foreground on $BENCH_PORT with
 #   deploy/nginx/bastion.conf rendered *now* (bench/render_front.py; the file is read fresh at
-#   every start). On SIGTERM/SIGINT, or when any of the three exits, it stops all of them.
+#   every start). The harness then measures the servers only, as for the peers (it measured
+#   this script's bash too: 3 MiB). Each node is started with `setpriv --pdeathsig TERM`, so
+#   it is stopped when nginx exits, however it exits (bench.py's SIGTERM included). Before the
+#   exec, a SIGTERM/SIGINT or a node that exits stops the nodes started so far.
 #
 # Deviation from the documented front, for the benchmark only: the TLS server block is served
 # as plain HTTP (`listen ... ssl;` -> `listen ...;`, ssl_* directives dropped; the port-80
@@ -27,8 +31,8 @@
 # Fairness: 1 node x 2 gunicorn workers (4 threads each) = the 2 workers of "bastion alone"
 # (bastion.sh, BASTION_WORKERS=2): one machine runs one node (several nodes are for several
 # machines; FRONT_NODES=2 FRONT_NODE_WORKERS=1 shows two on one machine, with a second gunicorn
-# master, ~27 MiB more). The process tree measured for CPU and RSS is this script, the gunicorn
-# master(s) and workers, and nginx (master, FRONT_NGINX_WORKERS workers, cache manager/loader).
+# master, ~27 MiB more). The process tree measured for CPU and RSS is nginx (master,
+# FRONT_NGINX_WORKERS workers, cache manager/loader) and the gunicorn master(s) and workers.
 #
 # Knobs: FRONT_NODES (default 1), FRONT_NODE_WORKERS (default 2), FRONT_NGINX_WORKERS
 #        (worker_processes, default auto as the nginx-static reference and Debian's nginx.conf),
@@ -146,8 +150,8 @@ EOF
     trap 'stopping=1' TERM INT
     i=0
     for port in "${nodes[@]}"; do
-        "$BASTION" serve --no-migrate --host "$BENCH_HOST" --port "$port" \
-            --workers "$FRONT_NODE_WORKERS" >"$front/node$i.log" 2>&1 </dev/null &
+        setpriv --pdeathsig TERM "$BASTION" serve --no-migrate --host "$BENCH_HOST" \
+            --port "$port" --workers "$FRONT_NODE_WORKERS" >"$front/node$i.log" 2>&1 </dev/null &
         pids+=($!)
         i=$((i + 1))
     done
@@ -167,18 +171,9 @@ EOF
             stop_all; exit 1
         fi
     done
-    "$NGINX_BIN" -p "$front" -c "$front/nginx.conf" >"$front/nginx.log" 2>&1 </dev/null &
-    pids+=($!)
-    rc=0
-    if [ "$stopping" = 0 ]; then
-        wait -n || rc=$?   # a signal (trapped) or the first child to exit
-    fi
-    if [ "$stopping" = 0 ]; then
-        echo "bastion-front: a child exited (status $rc); see $front/*.log" >&2
-        stop_all; exit 1
-    fi
-    stop_all
-    exit 0
+    if [ "$stopping" = 1 ]; then stop_all; exit 0; fi
+    trap - TERM INT
+    exec "$NGINX_BIN" -p "$front" -c "$front/nginx.conf" >"$front/nginx.log" 2>&1 </dev/null
     ;;
 *) echo "unknown subcommand $cmd" >&2; exit 2 ;;
 esac
