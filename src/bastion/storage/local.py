@@ -114,18 +114,12 @@ class LocalBlobStore:
             except OSError:
                 return
 
-    def _begin(
-        self, target: Path, fill: Callable[[BinaryIO], object], unnamed: int | None = None
-    ) -> PendingWrite:
-        temp_name = str(target.parent / f".tmp-{secrets.token_hex(8)}")
-        if unnamed is not None and name_unnamed(unnamed, temp_name):
-            descriptor = unnamed
-        else:
-            try:
-                descriptor, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-            except FileNotFoundError:  # usually made already (prepare, make_directory, a put)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                descriptor, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    def _begin(self, target: Path, fill: Callable[[BinaryIO], object]) -> PendingWrite:
+        try:
+            descriptor, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        except FileNotFoundError:  # usually made already (prepare, make_directory, a put)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         pending = PendingWrite(Path(temp_name), target, descriptor)
         try:
             with open(descriptor, "wb", closefd=False) as handle:
@@ -185,19 +179,10 @@ class LocalBlobStore:
         except OSError as exc:
             raise StorageError(f"could not store {key}: {exc.strerror}") from exc
 
-    def begin_bytes(self, key: str, data: bytes, *, unnamed: int | None = None) -> PendingWrite:
-        """``put_bytes`` in steps: written now, then ``sync`` (on any thread) and ``finish``.
-
-        ``unnamed``: an empty unnamed file (``O_TMPFILE``) made ahead, to write instead of
-        making a new file (``name_unnamed``); it is this call's either way."""
+    def begin_bytes(self, key: str, data: bytes) -> PendingWrite:
+        """``put_bytes`` in steps: written now, then ``sync`` (on any thread) and ``finish``."""
         try:
-            target = self._path(key)
-        except BaseException:
-            if unnamed is not None:
-                os.close(unnamed)
-            raise
-        try:
-            return self._begin(target, lambda handle: handle.write(data), unnamed)
+            return self._begin(self._path(key), lambda handle: handle.write(data))
         except OSError as exc:
             raise StorageError(f"could not store {key}: {exc.strerror}") from exc
 
@@ -243,18 +228,6 @@ class LocalBlobStore:
                 except FileNotFoundError:  # removed meanwhile
                     continue
                 yield key, datetime.fromtimestamp(modified, UTC)
-
-
-def name_unnamed(descriptor: int, path: str) -> bool:
-    """Give the unnamed file (``O_TMPFILE``) open as ``descriptor`` the name ``path``, in a
-    directory of its file system. False, and the descriptor closed (which frees the file),
-    when that cannot be done: no /proc, another file system, the directory gone."""
-    try:
-        os.link(f"/proc/self/fd/{descriptor}", path, follow_symlinks=True)  # linkat
-    except OSError:
-        os.close(descriptor)
-        return False
-    return True
 
 
 class PendingWrite:

@@ -54,7 +54,6 @@ from bastion.uploads import limits
 from bastion.uploads.errors import Problem, UploadError, bad_request, forbidden, rate_limited
 from bastion.uploads.models import ProhibitedName
 from bastion.uploads.protocol import UploadRequest, check_digests
-from bastion.uploads.spool import take_unnamed
 
 log = logging.getLogger(__name__)
 
@@ -434,12 +433,7 @@ class _EarlyStore:
             self._store.put(key, self._request.content.path, synced=True)
             if dist.packagetype == "bdist_wheel":
                 try:
-                    self._metadata = self._store.begin_bytes(
-                        metadata_key(key),
-                        dist.metadata_bytes,
-                        # a file made ahead, like the spool file (its inode is the slow part)
-                        unnamed=take_unnamed(settings.BASTION.spool_dir),
-                    )
+                    self._metadata = self._store.begin_bytes(metadata_key(key), dist.metadata_bytes)
                 except StorageError:
                     _forget_blob(self._store, key)
                     raise

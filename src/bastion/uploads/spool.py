@@ -24,7 +24,6 @@ from django.core.signals import request_finished
 from django.http import HttpRequest
 
 from bastion.core.dists import Hashes
-from bastion.storage.local import name_unnamed
 from bastion.uploads.errors import UploadError, bad_request, too_large
 
 log = logging.getLogger(__name__)
@@ -118,7 +117,7 @@ class _SpareFiles:
     name when an upload takes it. An upload that finds none (the first of a process, one of
     several at once, a file system without unnamed files) makes its own file, as before."""
 
-    KEEP = 2  # unnamed files kept ready per process: a wheel's spool file and metadata file
+    KEEP = 1  # unnamed files kept ready per process
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -127,43 +126,38 @@ class _SpareFiles:
 
     def take(self, spool_dir: Path) -> tuple[int, str]:
         """An open, empty spool file in ``spool_dir`` (descriptor, path), yours to write."""
-        descriptor = self.take_unnamed(spool_dir)
-        if descriptor is not None:
-            path = str(spool_dir / f"{spool_prefix()}{secrets.token_hex(6)}")
-            if name_unnamed(descriptor, path):
-                return descriptor, path
-        return _new_spool_file(spool_dir)
-
-    def take_unnamed(self, spool_dir: Path) -> int | None:
-        """A spare made in ``spool_dir``'s file system, still unnamed (``name_unnamed``), or
-        None when there is none ready."""
         with self._lock:
             self._wanted = spool_dir
-            while self._ready:
-                directory, descriptor = self._ready.pop()
-                if directory == spool_dir:
-                    return descriptor
-                os.close(descriptor)  # another directory's (unnamed: closing it frees it)
-        return None
+            ready = self._ready.pop() if self._ready else None
+        if ready is not None:
+            directory, descriptor = ready
+            if directory == spool_dir:
+                path = str(spool_dir / f"{spool_prefix()}{secrets.token_hex(6)}")
+                try:  # the unnamed file gets its name (linkat through /proc)
+                    os.link(f"/proc/self/fd/{descriptor}", path, follow_symlinks=True)
+                except OSError:
+                    pass  # no /proc, or the directory went away: a file made now instead
+                else:
+                    return descriptor, path
+            os.close(descriptor)  # (unnamed: closing it frees it)
+        return _new_spool_file(spool_dir)
 
     def replenish(self) -> None:
         """Make the spare a ``take`` used, if any (on the thread of the request that ends)."""
         with self._lock:
             spool_dir, self._wanted = self._wanted, None
-            missing = self.KEEP - len(self._ready)
-        if spool_dir is None or not _UNNAMED:
-            return
-        for _ in range(missing):
-            try:
-                descriptor = os.open(spool_dir, _UNNAMED | os.O_RDWR | os.O_CLOEXEC, 0o600)
-            except OSError as exc:  # the upload that needs one makes its own, as before
-                log.debug("no unnamed spool file made ahead: %s", exc)
+            if spool_dir is None or len(self._ready) >= self.KEEP or not _UNNAMED:
                 return
-            with self._lock:
-                if len(self._ready) >= self.KEEP:
-                    os.close(descriptor)
-                    return
+        try:
+            descriptor = os.open(spool_dir, _UNNAMED | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        except OSError as exc:  # the upload that needs one makes its own, as before
+            log.debug("no unnamed spool file made ahead: %s", exc)
+            return
+        with self._lock:
+            if len(self._ready) < self.KEEP:
                 self._ready.append((spool_dir, descriptor))
+                return
+        os.close(descriptor)
 
     def forget_after_fork(self) -> None:
         """In a forked child: the parent's files are the parent's."""
@@ -175,13 +169,6 @@ class _SpareFiles:
 
 
 _UNNAMED = getattr(os, "O_TMPFILE", 0)  # Linux
-
-
-def take_unnamed(spool_dir: Path) -> int | None:
-    """An unnamed file made ahead on ``spool_dir``'s file system (see ``_SpareFiles``), for a
-    file the upload writes besides its spool file (a wheel's metadata file); None if none is
-    ready."""
-    return _spares.take_unnamed(spool_dir)
 
 
 _spares = _SpareFiles()

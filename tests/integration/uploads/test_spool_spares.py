@@ -43,11 +43,9 @@ def test_a_spare_is_unseen_until_taken_then_is_the_spool_file(spares, tmp_path: 
     spares.take(tmp_path)  # the first take makes its own file and asks for a spare
     before = _names(tmp_path)
     spares.replenish()
-    assert _names(tmp_path) == before  # unnamed files: nothing in the directory
-    assert len(spares._ready) == spares.KEEP == 2  # a wheel's spool file and metadata file
-    _directory, ready = spares._ready[-1]
+    assert _names(tmp_path) == before  # an unnamed file: nothing in the directory
+    ((directory, ready),) = spares._ready
     inode = os.fstat(ready).st_ino
-    assert os.fstat(ready).st_nlink == 0
     descriptor, path = spares.take(tmp_path)
     assert descriptor == ready
     assert os.stat(path).st_ino == inode  # the spare itself, now named
@@ -57,11 +55,10 @@ def test_a_spare_is_unseen_until_taken_then_is_the_spool_file(spares, tmp_path: 
     os.close(descriptor)
     assert Path(path).read_bytes() == b"written through the spare"
     assert stat.S_IMODE(Path(path).stat().st_mode) == 0o600
-    assert len(spares._ready) == 1
     spares.replenish()  # the take asked for the next one
-    assert len(spares._ready) == 2
-    spares.replenish()  # nothing taken since: none more
-    assert len(spares._ready) == 2
+    assert len(spares._ready) == 1
+    spares.replenish()  # nothing taken since: no second one
+    assert len(spares._ready) == 1
 
 
 def test_a_spare_of_another_directory_is_dropped_unseen(spares, tmp_path: Path) -> None:
@@ -70,7 +67,7 @@ def test_a_spare_of_another_directory_is_dropped_unseen(spares, tmp_path: Path) 
     second.mkdir()
     spares.take(first)
     spares.replenish()
-    _directory, ready = spares._ready[-1]
+    ((_directory, ready),) = spares._ready
     kept = os.dup(ready)  # (so that its inode number is not given to the new file)
     descriptor, path = spares.take(second)
     assert Path(path).parent == second
@@ -92,7 +89,7 @@ def test_a_process_that_dies_leaves_no_spare(tmp_path: Path) -> None:
         "descriptor, path = spares.take(d)\n"
         "os.close(descriptor); os.unlink(path)\n"
         "spares.replenish()\n"
-        "assert len(spares._ready) == 2\n"
+        "assert len(spares._ready) == 1\n"
         "print('ready', flush=True)\n"
         "os.kill(os.getpid(), 9)\n"
     )
@@ -114,7 +111,7 @@ def test_a_process_that_dies_leaves_no_spare(tmp_path: Path) -> None:
 def test_a_forked_child_keeps_none_of_its_parents_spares(spares, tmp_path: Path) -> None:
     spares.take(tmp_path)
     spares.replenish()
-    _directory, ready = spares._ready[0]
+    ((_directory, ready),) = spares._ready
     reader, writer = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child reports through the pipe
@@ -136,56 +133,24 @@ def test_an_upload_takes_the_spare_made_after_the_last_answer(alice_token, tmp_p
     first = _wheel(tmp_path, "spare-first", "1.0")
     assert _post(first, alice_token).status_code == 200
     assert spooled_files() == []
-    assert [directory for directory, _ in spool._spares._ready] == [settings.BASTION.spool_dir] * 2
-    inodes = {os.fstat(ready).st_ino for _, ready in spool._spares._ready}
+    ((directory, ready),) = spool._spares._ready
+    assert directory == settings.BASTION.spool_dir
+    inode = os.fstat(ready).st_ino
     second = _wheel(tmp_path, "spare-second", "1.0")
     assert _post(second, alice_token).status_code == 200
-    blob = _blob_path(second)
-    metadata = blob.with_name(blob.name + ".metadata")
-    # the stored wheel and its metadata file are the two spares
-    assert {blob.stat().st_ino, metadata.stat().st_ino} == inodes
-    assert blob.read_bytes() == second.read_bytes()
-    assert metadata.read_bytes().startswith(b"Metadata-Version:")
-    assert stat.S_IMODE(blob.stat().st_mode) == stat.S_IMODE(metadata.stat().st_mode) == 0o644
-    assert [p.name for p in blob.parent.iterdir() if p.name.startswith(".tmp-")] == []
+    assert _blob_path(second).stat().st_ino == inode
+    assert _blob_path(second).read_bytes() == second.read_bytes()
     assert spooled_files() == []
-    assert len(spool._spares._ready) == 2  # and the next ones are ready
+    assert len(spool._spares._ready) == 1  # and the next one is ready
 
 
 @pytest.mark.django_db
 def test_a_refused_upload_leaves_nothing_of_its_spare(alice_token, tmp_path) -> None:
     spool._spares.forget_after_fork()
     assert _post(_wheel(tmp_path, "spare-ok", "1.0"), alice_token).status_code == 200
-    assert len(spool._spares._ready) == 2
+    assert len(spool._spares._ready) == 1
     broken = tmp_path / "spare_broken-1.0-py3-none-any.whl"
     broken.write_bytes(b"not a zip archive at all")
     assert _post(broken, alice_token).status_code == 400
     assert spooled_files() == []
-    assert len(spool._spares._ready) == 2
-
-
-def test_a_spare_on_another_file_system_is_not_used(tmp_path: Path) -> None:
-    """``begin_bytes`` names the unnamed file it is given where it can; elsewhere (another
-    file system: EXDEV) it frees it and makes a file as before, with the same result."""
-    from bastion.storage.base import file_key, metadata_key
-    from bastion.storage.local import LocalBlobStore
-
-    if os.stat("/dev/shm").st_dev == os.stat(tmp_path).st_dev:
-        pytest.skip("/dev/shm is on the test directory's file system")
-    store = LocalBlobStore(tmp_path / "files")
-    key = metadata_key(file_key("ab" * 32, "demo-1.0-py3-none-any.whl"))
-    store.make_directory(key)  # as the writer does, before the wheel and its metadata file
-    elsewhere = os.open("/dev/shm", spool._UNNAMED | os.O_RDWR, 0o600)
-    pending = store.begin_bytes(key, b"Metadata-Version: 2.1\n", unnamed=elsewhere)
-    pending.sync()
-    pending.finish()
-    assert b"".join(store.read(key)) == b"Metadata-Version: 2.1\n"
-    here = os.open(tmp_path, spool._UNNAMED | os.O_RDWR, 0o600)
-    inode = os.fstat(here).st_ino
-    other = metadata_key(file_key("cd" * 32, "demo-1.0-py3-none-any.whl"))
-    store.make_directory(other)
-    pending = store.begin_bytes(other, b"Metadata-Version: 2.2\n", unnamed=here)
-    pending.sync()
-    pending.finish()
-    assert store.local_path(other).stat().st_ino == inode  # named, not copied
-    assert b"".join(store.read(other)) == b"Metadata-Version: 2.2\n"
+    assert len(spool._spares._ready) == 1
