@@ -9,24 +9,18 @@ protocol then refuses what is wrong with it.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
-import secrets
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import multipart
 from django.conf import settings
-from django.core.signals import request_finished
 from django.http import HttpRequest
 
 from bastion.core.dists import Hashes
 from bastion.uploads.errors import UploadError, bad_request, too_large
-
-log = logging.getLogger(__name__)
 
 FILE_FIELD = "content"
 IGNORED_FILE_FIELDS = frozenset({"gpg_signature"})
@@ -94,94 +88,6 @@ def remove_abandoned_spool_files(spool_dir: Path) -> int:
     return removed
 
 
-def _new_spool_file(spool_dir: Path) -> tuple[int, str]:
-    try:
-        return tempfile.mkstemp(dir=spool_dir, prefix=spool_prefix())
-    except FileNotFoundError:  # made by bastion serve; made again if removed meanwhile
-        spool_dir.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(dir=spool_dir, prefix=spool_prefix())
-
-
-class _SpareFiles:
-    """Spool files whose inode is made ahead of the uploads that will write them.
-
-    A new file costs the file system a new inode (the spool file becomes the stored file, so
-    its inode is never freed for the next one): ~20 µs where the directory's block group has
-    free inodes, but 250-500 µs of kernel time measured where it had none left (this machine's
-    /tmp, where the benchmark keeps every server's data), all of it in the upload's answer.
-
-    So the thread of an upload that took a spare makes the next one once its answer has left
-    (``replenish``, on Django's ``request_finished``), while the client is busy with what it
-    sends next. A spare is an unnamed file (``O_TMPFILE``): nothing of it is seen in the spool
-    directory, and the kernel frees it with the process that made it. It gets its spool file
-    name when an upload takes it. An upload that finds none (the first of a process, one of
-    several at once, a file system without unnamed files) makes its own file, as before."""
-
-    KEEP = 1  # unnamed files kept ready per process
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._ready: list[tuple[Path, int]] = []  # (spool directory, descriptor)
-        self._wanted: Path | None = None  # a spool directory whose spare was taken
-
-    def take(self, spool_dir: Path) -> tuple[int, str]:
-        """An open, empty spool file in ``spool_dir`` (descriptor, path), yours to write."""
-        with self._lock:
-            self._wanted = spool_dir
-            ready = self._ready.pop() if self._ready else None
-        if ready is not None:
-            directory, descriptor = ready
-            if directory == spool_dir:
-                path = str(spool_dir / f"{spool_prefix()}{secrets.token_hex(6)}")
-                try:  # the unnamed file gets its name (linkat through /proc)
-                    os.link(f"/proc/self/fd/{descriptor}", path, follow_symlinks=True)
-                except OSError:
-                    pass  # no /proc, or the directory went away: a file made now instead
-                else:
-                    return descriptor, path
-            os.close(descriptor)  # (unnamed: closing it frees it)
-        return _new_spool_file(spool_dir)
-
-    def replenish(self) -> None:
-        """Make the spare a ``take`` used, if any (on the thread of the request that ends)."""
-        with self._lock:
-            spool_dir, self._wanted = self._wanted, None
-            if spool_dir is None or len(self._ready) >= self.KEEP or not _UNNAMED:
-                return
-        try:
-            descriptor = os.open(spool_dir, _UNNAMED | os.O_RDWR | os.O_CLOEXEC, 0o600)
-        except OSError as exc:  # the upload that needs one makes its own, as before
-            log.debug("no unnamed spool file made ahead: %s", exc)
-            return
-        with self._lock:
-            if len(self._ready) < self.KEEP:
-                self._ready.append((spool_dir, descriptor))
-                return
-        os.close(descriptor)
-
-    def forget_after_fork(self) -> None:
-        """In a forked child: the parent's files are the parent's."""
-        for _directory, descriptor in self._ready:
-            os.close(descriptor)
-        self._lock = threading.Lock()
-        self._ready = []
-        self._wanted = None
-
-
-_UNNAMED = getattr(os, "O_TMPFILE", 0)  # Linux
-
-
-_spares = _SpareFiles()
-os.register_at_fork(after_in_child=_spares.forget_after_fork)
-
-
-def _replenish(**_kwargs: object) -> None:
-    _spares.replenish()
-
-
-request_finished.connect(_replenish, dispatch_uid="bastion.uploads.spool.replenish")
-
-
 class _Parts:
     """Receives the parser's events: fields into memory, the ``content`` part to a spool file
     (hashed as it arrives, its size bounded), other file parts dropped."""
@@ -238,7 +144,11 @@ class _Parts:
             raise bad_request(
                 "upload.multiple-files", "Upload exactly one distribution file per request."
             )
-        descriptor, temp_name = _spares.take(self.spool_dir)
+        try:
+            descriptor, temp_name = tempfile.mkstemp(dir=self.spool_dir, prefix=spool_prefix())
+        except FileNotFoundError:  # made by bastion serve; made again if removed meanwhile
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            descriptor, temp_name = tempfile.mkstemp(dir=self.spool_dir, prefix=spool_prefix())
         self._handle = os.fdopen(descriptor, "wb")
         self._path = Path(temp_name)
         # Kept exactly as sent: the upload protocol rejects names with path separators or
