@@ -1,9 +1,10 @@
 """WAL checkpoints run by a thread of the worker, not by the request whose commit crossed the line.
 
 In WAL mode, SQLite copies the log back into the database file (a checkpoint) as part of the
-commit that makes the log reach ``wal_autocheckpoint`` pages (1,000 by default). An upload writes
-about 38 pages, so one upload in ~25 paid for a checkpoint: ~4 ms in its answer (measured in
-process, ``bench/upload_profile.py``), ~0.3 ms on average over every upload.
+commit that makes the log reach ``wal_autocheckpoint`` pages (1,000 by default). An upload wrote
+about 38 pages (33 since fewer columns are indexed), so one upload in ~25 paid for a checkpoint:
+~4 ms in its answer (measured in process, ``bench/upload_profile.py``), ~0.3 ms on average over
+every upload.
 
 With ``start()`` (called by ``bastion.wsgi`` in each worker), a daemon thread looks at the log
 every ``INTERVAL`` seconds and, when it changed, runs a PASSIVE checkpoint on a connection of
@@ -91,6 +92,9 @@ class Checkpointer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        self._disconnect()
+
+    def _disconnect(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -106,9 +110,7 @@ class Checkpointer:
                     log.warning("background WAL checkpoint failed (will retry): %s", exc)
                 self._failing = True
                 self._previous = None
-                if self._connection is not None:
-                    self._connection.close()
-                    self._connection = None
+                self._disconnect()
             else:
                 if done is not None:
                     self._failing = False
