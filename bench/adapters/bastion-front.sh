@@ -14,7 +14,7 @@
 #   SIGTERM: this script (bash) starts the nodes, `bastion serve --no-migrate --workers N` on
 #   free loopback ports (BASTION_DATA_DIR=$BENCH_STATE/data, BASTION_BASE_URL=
 #   http://$BENCH_HOST:$BENCH_PORT, BASTION_PROXY_SSL_HEADER=X-Forwarded-Proto and
-#   BASTION_FRONT_PAGES_DIR=$BENCH_STATE/front-pages as the file's header asks), waits for
+#   BASTION_FRONT_PAGES_DIR=$FRONT_PAGES_DIR as the file's header asks), waits for
 #   each /healthz, then becomes nginx (exec), in the foreground on $BENCH_PORT with
 #   deploy/nginx/bastion.conf rendered *now* (bench/render_front.py; the file is read fresh at
 #   every start). The harness then measures the servers only, as for the peers (it measured
@@ -34,9 +34,15 @@
 # master, ~27 MiB more). The process tree measured for CPU and RSS is nginx (master,
 # FRONT_NGINX_WORKERS workers, cache manager/loader) and the gunicorn master(s) and workers.
 #
+# The pages tree: FRONT_PAGES_DIR, by default /tmp/bastion-front.<checksum of $BENCH_STATE>,
+# two components deep as the sample file's header advises (nginx resolves a page's link one
+# component at a time on every hit; $BENCH_STATE/front-pages, six deep, cost ~10% of nginx's
+# CPU per W2 hit); $BENCH_STATE/front-pages is a symlink to it, for finding it.
+#
 # Knobs: FRONT_NODES (default 1), FRONT_NODE_WORKERS (default 2), FRONT_NGINX_WORKERS
 #        (worker_processes, default auto as the nginx-static reference and Debian's nginx.conf),
-#        NGINX_BIN (default nginx), FRONT_REUSE_PREPARED (default 1), BASTION_VENV (bastion.sh).
+#        NGINX_BIN (default nginx), FRONT_REUSE_PREPARED (default 1), BASTION_VENV (bastion.sh),
+#        FRONT_PAGES_DIR (above).
 set -euo pipefail
 : "${BENCH_ROOT:=/tmp/anchors}"
 : "${BENCH_HOST:=127.0.0.1}"
@@ -45,6 +51,7 @@ set -euo pipefail
 : "${FRONT_NGINX_WORKERS:=auto}"
 : "${FRONT_REUSE_PREPARED:=1}"
 : "${NGINX_BIN:=nginx}"
+: "${FRONT_PAGES_DIR:=/tmp/bastion-front.$(printf '%s' "${BENCH_STATE:-}" | cksum | cut -d' ' -f1)}"
 ADAPTERS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SELF="$ADAPTERS/$(basename "${BASH_SOURCE[0]}")"
 BENCH_HERE="$(cd "$ADAPTERS/.." && pwd)"
@@ -73,7 +80,7 @@ describe)
 prepare)
     w="${1:?workload}"
     src="$BENCH_ROOT/state/bastion/$w"
-    rm -rf "$BENCH_STATE/front-pages"   # pages of the data about to be replaced
+    rm -rf "$BENCH_STATE/front-pages" "$FRONT_PAGES_DIR"   # pages of the data about to be replaced
     if [ "$w" != w3 ] && [ "$FRONT_REUSE_PREPARED" = 1 ] && [ -f "$src/.prepared" ] \
         && [ -d "$src/data" ] && [ -s "$src/token" ] && [ "$src" != "$BENCH_STATE" ]; then
         # bastion.sh's own result for this workload (its server is stopped: nothing writes).
@@ -109,8 +116,9 @@ _run)
     rm -rf "$front"; mkdir -p "$front"
     # The pages tree outlives a restart, as a deployment's does (and as bastion alone's, in its
     # data directory): only the nodes write it, and prepare, which replaces the data, empties it.
-    pages="$BENCH_STATE/front-pages"
+    pages="$FRONT_PAGES_DIR"
     mkdir -p "$pages"
+    ln -sfn "$pages" "$BENCH_STATE/front-pages"
     # free loopback ports for the nodes and the (unused) redirect block
     read -r -a ports <<<"$("$PY" - "$BENCH_HOST" "$((FRONT_NODES + 1))" <<'EOF'
 import socket, sys
