@@ -36,8 +36,9 @@
 #
 # The pages tree: FRONT_PAGES_DIR, by default /tmp/bastion-front.<checksum of $BENCH_STATE>,
 # two components deep as the sample file's header advises (nginx resolves a page's link one
-# component at a time on every hit; $BENCH_STATE/front-pages, six deep, cost ~10% of nginx's
-# CPU per W2 hit); $BENCH_STATE/front-pages is a symlink to it, for finding it.
+# component at a time on every hit; $BENCH_STATE/front-pages, six deep, cost nginx 12-16%
+# more CPU per W2 hit than nginx-static); $BENCH_STATE/front-pages is a symlink to it, for
+# finding it.
 #
 # Knobs: FRONT_NODES (default 1), FRONT_NODE_WORKERS (default 2), FRONT_NGINX_WORKERS
 #        (worker_processes, default auto as the nginx-static reference and Debian's nginx.conf),
