@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bastion against its peers in one run: the shared harness's workloads, one Markdown table.
 
-    .venv/bin/python bench/peers.py                 # full run, 30-35 min on 2 cores
+    .venv/bin/python bench/peers.py                 # full run, 32-36 min on 2 cores
     .venv/bin/python bench/peers.py --quick         # smoke test: 1 rep, short runs (~8 min)
     .venv/bin/python bench/peers.py --only w1,w3 --reps 5 --run-id 20250101T000000
 
@@ -866,7 +866,7 @@ def main(argv: list[str] | None = None) -> int:
         "30,000 projects for the large W2, a 200 MB upload",
     )
     ap.add_argument("--only", default=",".join(STEPS), help="subset of " + ",".join(STEPS))
-    ap.add_argument("--reps", type=int, help="wrk repetitions of W1/W2 (default 3; quick 1)")
+    ap.add_argument("--reps", type=int, help="wrk repetitions of W1/W2 (default 5; quick 1)")
     ap.add_argument("--duration", type=int, help="seconds per wrk run (default 10; quick 3)")
     ap.add_argument("--warmup", type=int, help="seconds of wrk warm-up (default 3; quick 1)")
     ap.add_argument("--pause", type=float, default=1.0)
@@ -896,7 +896,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true", help="only print the table of --run-id")
     a = ap.parse_args(argv)
     q = a.quick
-    a.reps = a.reps or (1 if q else 3)
+    a.reps = a.reps or (1 if q else 5)
     a.duration = a.duration or (3 if q else 10)
     a.warmup = a.warmup if a.warmup is not None else (1 if q else 3)
     a.upload_reps = a.upload_reps or (1 if q else 4)
