@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/peers.py                 # full run, 32-36 min on 2 cores
     .venv/bin/python bench/peers.py --quick         # smoke test: 1 rep, short runs (~8 min)
-    .venv/bin/python bench/peers.py --only w1,w3 --reps 5 --run-id 20250101T000000
+    .venv/bin/python bench/peers.py --only w1,w3 --reps 3 --run-id 20250101T000000
 
 Servers (adapters of /work/shared/bench/bench.py, all on 127.0.0.1):
   nginx          the harness's nginx adapter serving a static snapshot of *bastion's* pages
