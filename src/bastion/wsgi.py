@@ -16,6 +16,7 @@ from bastion.index.fastpath import FastPath  # noqa: E402  (needs Django set up)
 from bastion.outages import OutageGuard  # noqa: E402
 from bastion.signing import background  # noqa: E402
 from bastion.sqlite import checkpoints  # noqa: E402
+from bastion.uploads.chain import UploadsApart, handler_with  # noqa: E402
 from bastion.uploads.warmup import warm_up  # noqa: E402
 
 background.enable()  # uploads are signed by this worker's signer thread, in rounds
@@ -31,5 +32,5 @@ resolve("/legacy/")
 # A fresh worker's first uploads would run several times slower than later ones (modules to
 # load, bytecode not yet specialised): the validation is run a few times now (~30 ms, ~1 MB).
 warm_up()
-fast_path = FastPath(django_application)  # also answers from the socket (bastion.server)
-application = OutageGuard(fast_path)
+fast_path = FastPath(UploadsApart(django_application, handler_with(settings.UPLOAD_MIDDLEWARE)))
+application = OutageGuard(fast_path)  # fast_path also answers from the socket (bastion.server)
