@@ -60,8 +60,9 @@ MIDDLEWARE = [
 # The upload endpoint's chain under `bastion serve` (bastion.wsgi): MIDDLEWARE without what only
 # people's pages use (static files, sessions, CSRF, sign-in, messages, allauth, the second-factor
 # redirect). An upload is authenticated by its API token alone; the rest had nothing to do and
-# cost about 3% of a small upload's time (bench/upload_profile.py, note on issue 12). The same
-# order, the same answers and headers (tests/integration/uploads/test_upload_chain.py).
+# cost about 3% of a small upload's time (in process, the same uploads alternating between the
+# two chains; note on issue 12). The same order, the same answers and headers
+# (tests/integration/uploads/test_upload_chain.py).
 UPLOAD_MIDDLEWARE = [
     "bastion.hosts.HostCheckMiddleware",
     "bastion.outages.OutageMiddleware",
